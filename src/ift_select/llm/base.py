@@ -1,0 +1,67 @@
+"""The request/reply types every LLM backend speaks, and the backend protocol."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
+
+Status = Literal["ok", "error"]
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat completion. ``score_tokens``: tokens whose first-position probabilities the caller wants
+    (e.g. "0".."5" for a grader); backends that can read them fill ``ChatReply.token_probs``."""
+
+    messages: tuple[tuple[str, str], ...]  # (role, content)
+    max_tokens: int = 24
+    temperature: float = 0.0
+    score_tokens: tuple[str, ...] = ()
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "messages": [{"role": r, "content": c} for r, c in self.messages],
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "score_tokens": list(self.score_tokens),
+        }
+
+
+@dataclass
+class ChatReply:
+    text: str
+    status: Status = "ok"
+    token_probs: dict[str, float] | None = None  # P(first token = t) for t in request.score_tokens
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    cached: bool = False
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data.pop("cached")
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ChatReply:
+        return cls(**json.loads(text), cached=True)
+
+
+OnReply = Callable[[int, ChatReply], None]
+
+
+class Backend(Protocol):
+    """A grader/judge model. ``identity()`` goes into the cache key: everything that changes replies."""
+
+    name: str
+
+    def identity(self) -> dict[str, Any]: ...
+
+    def complete(self, requests: Sequence[ChatRequest], on_reply: OnReply) -> None:
+        """Answer every request, calling ``on_reply(index, reply)`` as each finishes (any order).
+        A request that fails for good gets a reply with status "error", never an exception."""
+        ...

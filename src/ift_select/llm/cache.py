@@ -1,0 +1,59 @@
+"""SQLite (WAL) request cache keyed by sha256 of the full request (backend identity + request payload).
+
+A reply is committed before the caller counts it, so a killed run resumes without paying twice.
+Only replies with status "ok" are cached: errors are retried on the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from ift_select.llm.base import ChatReply, ChatRequest
+
+
+def request_key(identity: dict[str, Any], request: ChatRequest) -> str:
+    blob = json.dumps({"backend": identity, "request": request.payload()}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class RequestCache:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=60)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, backend TEXT, reply TEXT, "
+            "created REAL DEFAULT (julianday('now')))"
+        )
+        self._db.commit()
+
+    def get(self, key: str) -> ChatReply | None:
+        with self._lock:
+            row = self._db.execute("SELECT reply FROM replies WHERE key = ?", (key,)).fetchone()
+        return ChatReply.from_json(row[0]) if row else None
+
+    def put(self, key: str, backend: str, reply: ChatReply) -> None:
+        if reply.status != "ok":
+            return
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO replies (key, backend, reply) VALUES (?, ?, ?)",
+                (key, backend, reply.to_json()),
+            )
+            self._db.commit()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
