@@ -52,7 +52,7 @@ class ScoreParams:
     backend: Literal["local", "openai"] = "local"
     model: str = "smollm2-135m-instruct"
     dimension: str = "accuracy"
-    prompt: str = "prompts/alpagasus_rating.txt"
+    prompt: str = "prompts/alpagasus_rating_prefill.txt"
     batch_size: int = 8
     max_new_tokens: int = 24
     min_prob_mass: float = 0.1

@@ -1,0 +1,106 @@
+"""What pool and test-set loaders share: row ids, field checks, the load report, de-duplication."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from ift_select.errors import DataError
+
+OnInvalid = Literal["error", "skip"]
+MAX_REASONS = 100  # skipped_reasons keeps the first 100; `skipped` counts them all
+ID_SEPARATOR = "\n\n"
+
+
+def normalise(text: str) -> str:
+    """Strip and collapse every run of whitespace (Unicode-aware) into one space."""
+    return " ".join(text.split())
+
+
+def row_id(*parts: str) -> str:
+    """First 16 hex of sha256 over the normalised parts joined by a blank line ("\\n\\n").
+
+    Normalising removes every newline from a part, so the separator cannot occur inside one and the join
+    is unambiguous. Pool rows use (instruction, input, output)."""
+    joined = ID_SEPARATOR.join(normalise(p) for p in parts)
+    return hashlib.sha256(joined.encode("utf-8")).hexdigest()[:16]
+
+
+class InvalidRow(Exception):
+    """A row-level problem: an error naming file and line, or a counted skip with on_invalid='skip'."""
+
+
+def is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def check_text(value: Any, source: str, canonical: str, *, required: bool) -> str | None:
+    """``value`` (read from field ``source``) as a string: missing -> InvalidRow when required, else None;
+    any other type -> InvalidRow. Messages name the file's own field (and the canonical one if different)."""
+    label = repr(source) if source == canonical else f"{source!r} ({canonical})"
+    if is_missing(value):
+        if required:
+            raise InvalidRow(f"field {label} is missing")
+        return None
+    if not isinstance(value, str):
+        shown = repr(value)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        kind = "boolean" if isinstance(value, bool) else type(value).__name__
+        raise InvalidRow(f"field {label} must be a string, got {kind} {shown}")
+    return value
+
+
+@dataclass
+class LoadReport:
+    """What a loader read and what it did with it; ``to_dict()`` feeds metrics and the CLI's JSON line."""
+
+    path: str
+    format: str
+    field_map: dict[str, str] = field(default_factory=dict)
+    records: int = 0
+    kept: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    skipped_reasons: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Collector:
+    """Accumulates valid rows, de-duplicating on ``id`` (first wins) and counting skips in the report."""
+
+    def __init__(self, report: LoadReport, on_invalid: OnInvalid) -> None:
+        if on_invalid not in ("error", "skip"):
+            raise DataError(f"data.on_invalid: {on_invalid!r} is not one of 'error', 'skip'")
+        self.report = report
+        self.on_invalid = on_invalid
+        self.rows: list[dict[str, Any]] = []
+        self._seen: set[str] = set()
+
+    def invalid(self, line: int, reason: str) -> None:
+        if self.on_invalid == "error":
+            raise DataError(f"{self.report.path}:{line}: {reason}")
+        self.report.skipped += 1
+        if len(self.report.skipped_reasons) < MAX_REASONS:
+            self.report.skipped_reasons.append({"line": line, "reason": reason})
+
+    def add(self, row: dict[str, Any]) -> None:
+        if row["id"] in self._seen:
+            self.report.duplicates += 1
+            return
+        self._seen.add(row["id"])
+        self.rows.append(row)
+        self.report.kept += 1
+
+    def finish(self) -> list[dict[str, Any]]:
+        if self.report.records == 0:
+            raise DataError(f"{self.report.path}: file is empty (no records)")
+        if not self.rows:
+            raise DataError(f"{self.report.path}: no valid records ({self.report.skipped} skipped; "
+                            f"first: line {self.report.skipped_reasons[0]['line']}: "
+                            f"{self.report.skipped_reasons[0]['reason']})")
+        return self.rows
+

@@ -1,0 +1,133 @@
+"""Test sets: the public sets' own files -> rows of the test-item contract.
+
+Columns: ``id``, ``test_set``, ``instruction``, ``input`` ("" when absent), ``reference`` (None when absent),
+``category`` (None when absent), ``source_line`` (as for pools: the JSONL line, or the line of the
+record's opening ``{`` in a JSON list). ``id`` is ``<name>/<the file's own id>`` when the format has one
+(Vicuna/MT-Bench ``question_id``, Koala/Self-Instruct ``id``, WizardLM ``idx``, generic ``id``), else
+``<name>/<row_id(instruction, input)>``. Items with the same id are kept once and counted as duplicates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import chain, islice
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ift_select.data.common import Collector, InvalidRow, LoadReport, check_text, is_missing, row_id
+from ift_select.data.formats import Row, open_rows
+from ift_select.errors import DataError
+
+COLUMNS = ("id", "test_set", "instruction", "input", "reference", "category", "source_line")
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class TestFormat:
+    """Where a test set keeps each field: dotted paths into a record (``turns.0``: first list item)."""
+
+    name: str
+    keys: tuple[str, ...]          # detection: every record of this format has these fields
+    instruction: str
+    input: str | None = None
+    reference: str | None = None
+    category: str | None = None
+    item_id: str | None = None
+
+    def paths(self) -> dict[str, str]:
+        return {k: v for k in ("instruction", "input", "reference", "category", "item_id")
+                if (v := getattr(self, k)) is not None}
+
+
+# Detection order matters: the first format whose keys a record has wins; `generic` comes last.
+TEST_FORMATS = (
+    TestFormat("mtbench", ("question_id", "turns"), "turns.0", reference="reference.0", category="category",
+               item_id="question_id"),
+    TestFormat("vicuna", ("question_id", "text"), "text", category="category", item_id="question_id"),
+    TestFormat("koala", ("id", "prompt"), "prompt", item_id="id"),
+    TestFormat("wizardlm", ("Instruction", "Skill"), "Instruction", category="Skill", item_id="idx"),
+    TestFormat("selfinstruct", ("instruction", "instances"), "instruction", input="instances.0.input",
+               reference="instances.0.output", category="motivation_app", item_id="id"),
+    TestFormat("coachlm", ("instruction", "reference response"), "instruction", input="input",
+               reference="reference response"),
+    TestFormat("pandalm", ("instruction", "motivation_app"), "instruction", input="input",
+               category="motivation_app"),
+    TestFormat("generic", ("instruction",), "instruction", input="input", reference="reference",
+               category="category", item_id="id"),
+)
+BY_NAME = {f.name: f for f in TEST_FORMATS}
+
+
+def pick(record: Any, path: str) -> Any:
+    """``record`` at a dotted path (``instances.0.output``); _MISSING when any step is absent."""
+    value = record
+    for step in path.split("."):
+        if isinstance(value, dict) and step in value:
+            value = value[step]
+        elif isinstance(value, list) and step.isdigit() and int(step) < len(value):
+            value = value[int(step)]
+        else:
+            return _MISSING
+    return value
+
+
+def _detect(path: str, rows: list[Row]) -> TestFormat:
+    first = next((r.record for r in rows if r.record is not None), None)
+    for fmt in TEST_FORMATS:
+        if first is not None and all(k in first for k in fmt.keys):
+            return fmt
+    found = ", ".join(first or ()) or "none"
+    raise DataError(f"{path}: not a known test-set format (found fields: {found}); expected one of "
+                    f"{', '.join(f.name for f in TEST_FORMATS)} (generic needs 'instruction')")
+
+
+def _flat(record: dict[str, Any], fmt: TestFormat) -> dict[str, Any]:
+    """The record's fields under canonical names (values at the format's paths; None when absent)."""
+    out = {}
+    for canonical, path in fmt.paths().items():
+        value = pick(record, path)
+        out[canonical] = None if value is _MISSING else value
+    return out
+
+
+def _item(record: dict[str, Any], fmt: TestFormat, name: str, line: int) -> dict[str, Any]:
+    flat = _flat(record, fmt)
+    paths = fmt.paths()
+    instruction = check_text(flat["instruction"], paths["instruction"], "instruction", required=True) or ""
+    text_input = check_text(flat.get("input"), paths.get("input", "input"), "input", required=False) or ""
+    reference = check_text(flat.get("reference"), paths.get("reference", "reference"), "reference",
+                           required=False)
+    category, item_id = flat.get("category"), flat.get("item_id")
+    if isinstance(category, (dict, list)):
+        raise InvalidRow(f"field {paths['category']!r} (category) must be a string, got {type(category).__name__}")
+    if is_missing(item_id) or item_id == "":
+        item_id = row_id(instruction, text_input)
+    return {"id": f"{name}/{item_id}", "test_set": name, "instruction": instruction, "input": text_input,
+            "reference": reference, "category": None if is_missing(category) else str(category),
+            "source_line": line}
+
+
+def load_test_set(path: str | Path, name: str, format: str = "auto") -> tuple[pd.DataFrame, LoadReport]:
+    """Load a test set (JSON Lines or a JSON list) in one of TEST_FORMATS, detected from the first
+    record's fields unless ``format`` names one. Invalid items raise DataError naming file and line."""
+    source = str(path)
+    if format != "auto" and format not in BY_NAME:
+        raise DataError(f"data.test_sets.{name}.format: {format!r} is not one of auto, {', '.join(BY_NAME)}")
+    _, rows = open_rows(Path(path), "json")
+    head = list(islice(rows, 1))
+    fmt = BY_NAME[format] if format != "auto" else _detect(source, head)
+    report = LoadReport(path=source, format=fmt.name, field_map=fmt.paths())
+    collector = Collector(report, "error")
+    for row in chain(head, rows):
+        report.records += 1
+        try:
+            if row.record is None:
+                raise InvalidRow(row.error or "unreadable record")
+            collector.add(_item(row.record, fmt, name, row.line))
+        except InvalidRow as exc:
+            collector.invalid(row.line, str(exc))
+    frame = pd.DataFrame.from_records(collector.finish(), columns=list(COLUMNS))
+    frame["source_line"] = frame["source_line"].astype("int64")
+    return frame, report

@@ -1,0 +1,81 @@
+"""Send requests through a backend behind the cache, with counts every command reports."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from tqdm import tqdm
+
+from ift_select.llm.base import Backend, ChatReply, ChatRequest
+from ift_select.llm.cache import RequestCache, request_key
+
+
+@dataclass
+class RunStats:
+    rows: int = 0
+    requests: int = 0  # sent to the backend (cache misses)
+    cache_hits: int = 0
+    errors: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    seconds: float = 0.0
+
+    def add(self, other: RunStats) -> None:
+        for key, value in asdict(other).items():
+            setattr(self, key, getattr(self, key) + value)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["cost_usd"] = round(self.cost_usd, 6)
+        data["seconds"] = round(self.seconds, 3)
+        return data
+
+
+def run_requests(
+    backend: Backend,
+    requests: Sequence[ChatRequest],
+    cache: RequestCache | None,
+    desc: str = "requests",
+) -> tuple[list[ChatReply], RunStats]:
+    """Answer ``requests`` in order. Cached replies are reused; each new "ok" reply is committed to the
+    cache before it is counted, so a killed run re-sends at most the requests that were in flight."""
+    start = time.perf_counter()
+    stats = RunStats(rows=len(requests))
+    identity = backend.identity()
+    keys = [request_key(identity, r) for r in requests]
+    replies: list[ChatReply | None] = [None] * len(requests)
+    missing: list[int] = []
+    for i, key in enumerate(keys):
+        hit = cache.get(key) if cache else None
+        if hit is not None:
+            replies[i] = hit
+            stats.cache_hits += 1
+        else:
+            missing.append(i)
+
+    bar = tqdm(total=len(missing), desc=desc, unit="req", disable=not missing, leave=False)
+
+    def on_reply(j: int, reply: ChatReply) -> None:
+        i = missing[j]
+        if cache is not None:
+            cache.put(keys[i], backend.name, reply)
+        replies[i] = reply
+        stats.requests += 1
+        stats.tokens_in += reply.tokens_in
+        stats.tokens_out += reply.tokens_out
+        stats.cost_usd += reply.cost_usd
+        stats.errors += reply.status != "ok"
+        bar.update(1)
+
+    if missing:
+        backend.complete([requests[i] for i in missing], on_reply)
+    bar.close()
+    for i in missing:
+        if replies[i] is None:  # the backend stopped early (e.g. budget): record, never invent a reply
+            replies[i] = ChatReply(text="", status="error", error="not sent")
+            stats.errors += 1
+    stats.seconds = time.perf_counter() - start
+    return [r for r in replies if r is not None], stats
