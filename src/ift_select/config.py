@@ -58,6 +58,7 @@ class ScoreParams:
     min_prob_mass: float = 0.1
     precision: Precision = "auto"
     max_length: int = 768
+    iqs_model: str | None = None
     openai: OpenAISettings = field(default_factory=OpenAISettings)
 
 
@@ -71,7 +72,6 @@ class EmbedParams:
 @dataclass
 class CarParams:
     scorer: Literal["grader", "iqs"] = "grader"
-    iqs_model: str | None = None
     pca_variance: float = 0.95
     k: int | None = None
     n_init: int = 10
@@ -105,6 +105,7 @@ class LoraParams:
 
 @dataclass
 class TrainParams:
+    seed: int = 42
     epochs: float = 1
     lr: float = 5e-5
     batch_size: int = 8
@@ -124,6 +125,7 @@ class TrainParams:
 
 @dataclass
 class GenerateParams:
+    seed: int = 42
     batch_size: int = 16
     max_new_tokens: int = 96
     do_sample: bool = False

@@ -17,6 +17,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ift_select.errors import ConfigError
 from ift_select.paths import repo_root
 
@@ -89,3 +91,15 @@ def encode_example(tokenizer: Any, instruction: str, input: str | None, output: 
     ids = (prompt + response)[:max_length]
     labels = ([-100] * len(prompt) + response)[:max_length]
     return ids, labels
+
+
+def pad_sequences(seqs: list[list[int]], pad_value: int, side: str = "right") -> tuple[torch.Tensor, torch.Tensor]:
+    """(padded tensor, attention mask) for token-id lists; ``side`` is where the padding goes."""
+    width = max(len(s) for s in seqs)
+    out = torch.full((len(seqs), width), pad_value, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for r, seq in enumerate(seqs):
+        span = slice(0, len(seq)) if side == "right" else slice(width - len(seq), width)
+        out[r, span] = torch.tensor(seq, dtype=torch.long)
+        mask[r, span] = 1
+    return out, mask

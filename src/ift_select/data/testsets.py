@@ -37,8 +37,10 @@ class TestFormat:
     item_id: str | None = None
 
     def paths(self) -> dict[str, str]:
-        return {k: v for k in ("instruction", "input", "reference", "category", "item_id")
-                if (v := getattr(self, k)) is not None}
+        """{canonical: path} for the fields this format has (``id``: the file's own item id)."""
+        named = {"instruction": self.instruction, "input": self.input, "reference": self.reference,
+                 "category": self.category, "id": self.item_id}
+        return {k: v for k, v in named.items() if v is not None}
 
 
 # Detection order matters: the first format whose keys a record has wins; `generic` comes last.
@@ -99,7 +101,7 @@ def _item(record: dict[str, Any], fmt: TestFormat, name: str, line: int) -> dict
     text_input = check_text(flat.get("input"), paths.get("input", "input"), "input", required=False) or ""
     reference = check_text(flat.get("reference"), paths.get("reference", "reference"), "reference",
                            required=False)
-    category, item_id = flat.get("category"), flat.get("item_id")
+    category, item_id = flat.get("category"), flat.get("id")
     if isinstance(category, (dict, list)):
         raise InvalidRow(f"field {paths['category']!r} (category) must be a string, got {type(category).__name__}")
     if is_missing(item_id) or item_id == "":
@@ -128,6 +130,9 @@ def load_test_set(path: str | Path, name: str, format: str = "auto") -> tuple[pd
             collector.add(_item(row.record, fmt, name, row.line))
         except InvalidRow as exc:
             collector.invalid(row.line, str(exc))
-    frame = pd.DataFrame.from_records(collector.finish(), columns=list(COLUMNS))
+    items = collector.finish()
+    frame = pd.DataFrame.from_records(items, columns=list(COLUMNS))
     frame["source_line"] = frame["source_line"].astype("int64")
+    for optional in ("reference", "category"):  # object dtype keeps None (a str column would turn it to NaN)
+        frame[optional] = pd.Series([item[optional] for item in items], dtype=object)
     return frame, report

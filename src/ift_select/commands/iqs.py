@@ -1,0 +1,54 @@
+"""``ift-select iqs train|eval``: CaR's Instruction-pair Quality Scorer (see ift_select.iqs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ift_select.cli_util import command
+from ift_select.embedding import MINILM
+
+
+def train(
+    labels: Path = typer.Option(..., help="CaR-format labels CSV (src, score: raw 0, expert-revised 1)"),
+    valid: Path = typer.Option(..., help="validation labels CSV, same format; picks the best checkpoint"),
+    out: Path = typer.Option(..., help="model directory to write"),
+    encoder: str = typer.Option(MINILM, help="sentence-transformers dir, HF encoder dir or hub id"),
+    epochs: float = typer.Option(3.0, min=0.01),
+    batch_pairs: int = typer.Option(16, min=1, help="(raw, revised) pairs per step"),
+    lr: float = typer.Option(5e-5, help="encoder learning rate"),
+    head_lr: float = typer.Option(1e-3, help="regression head learning rate"),
+    max_length: int = typer.Option(384, min=8, help="tokens per text (longer texts are cut at the end)"),
+    rank_weight: float = typer.Option(1.0, min=0.0, help="weight of the margin ranking term (0: MSE only)"),
+    margin: float = typer.Option(0.5, min=0.0),
+    precision: str = typer.Option("auto", help="auto | bf16 | fp32"),
+    seed: int = typer.Option(42),
+    max_rows: int | None = typer.Option(None, min=2, help="use only the first N rows of each CSV (smoke runs)"),
+) -> dict[str, Any]:
+    """Train IQS: MSE regression head on an encoder (+ margin ranking on the known pairs)."""
+    from ift_select.iqs import train_iqs
+
+    return train_iqs(
+        labels, valid, encoder, out, epochs=epochs, batch_pairs=batch_pairs, lr=lr, head_lr=head_lr,
+        max_length=max_length, rank_weight=rank_weight, margin=margin, precision=precision, seed=seed, max_rows=max_rows,
+    )
+
+
+def evaluate(
+    model: Path = typer.Option(..., help="directory written by `ift-select iqs train`"),
+    pairs: Path = typer.Option(..., help="CaR-format pairs CSV (src, pos, neg)"),
+    precision: str = typer.Option("auto", help="auto | bf16 | fp32"),
+) -> dict[str, Any]:
+    """Pairwise accuracy of an IQS model: pos must score above neg (overall and where pos is not longer)."""
+    from ift_select.iqs import pairwise_eval
+
+    return pairwise_eval(model, pairs, precision)
+
+
+def register(app: typer.Typer) -> None:
+    iqs_app = typer.Typer(no_args_is_help=True, help="CaR's Instruction-pair Quality Scorer (IQS).")
+    iqs_app.command("train")(command(train))
+    iqs_app.command("eval")(command(evaluate))
+    app.add_typer(iqs_app, name="iqs")

@@ -1,0 +1,308 @@
+"""CaR's Instruction-pair Quality Scorer (IQS): a regression head on a sentence encoder.
+
+    ift-select iqs train --labels ../shared/data/car_expert_revised_scores/APE_score_train.csv \
+        --valid ../shared/data/car_expert_revised_scores/APE_score_valid.csv --out models/iqs
+    ift-select iqs eval --model models/iqs --pairs ../shared/data/car_expert_revised_pairs/APE_valid.csv
+
+Labels (CaR's ``APE_score_*.csv``): ``src`` = "Instruction: … [Input: …] Response: …", ``score`` = 0 for the raw
+pair and 1 for the expert-revised pair; rows 2i (raw) and 2i+1 (revised) are the same item. Pairs (CaR's
+``APE_*.csv``): ``src`` = "Instruction: … " (the revised instruction), ``pos`` / ``neg`` = "Response: …"
+(revised / raw response); ``src + pos`` is the scored text.
+
+Training: mean-pooled encoder + linear head, fine-tuned end to end with MSE on the 0/1 labels (CaR's loss) plus
+a margin ranking term on the known (raw, revised) pairs. For that term the raw response is put under the
+revised instruction -- exactly the text ``iqs eval`` scores for ``neg`` -- so the model learns to prefer the
+revised response, not to spot a rewritten instruction. The checkpoint with the best validation pairwise accuracy
+(revised row above its raw row in ``--valid``) is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ift_select.devices import autocast, device
+from ift_select.embedding import MINILM, model_path
+from ift_select.errors import ConfigError, DataError
+
+FORMAT = "ift-select-iqs/1"
+HEAD_FILE = "head.pt"
+CONFIG_FILE = "iqs.json"
+RESPONSE = "Response: "
+
+
+def iqs_text(instruction: str, input: str | None, output: str) -> str:
+    """A pool row in the labels' form: ``Instruction: {instruction} [Input: {input} ]Response: {output}``."""
+    inp = (input or "").strip()
+    return f"Instruction: {instruction.strip()} " + (f"Input: {inp} " if inp else "") + f"{RESPONSE}{output.strip()}"
+
+
+def _read_csv(path: str | Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: not found")
+    frame = pd.read_csv(path, keep_default_na=False)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path}: no column {missing[0]!r} (expected {', '.join(columns)}; found {', '.join(frame.columns)})")
+    return frame
+
+
+def read_labels(path: str | Path) -> pd.DataFrame:
+    frame = _read_csv(path, ("src", "score"))
+    score = pd.to_numeric(frame["score"], errors="coerce")
+    if score.isna().any():
+        bad = int(np.flatnonzero(score.isna().to_numpy())[0])
+        raise DataError(f"{path}: line {bad + 2}: score {frame['score'].iloc[bad]!r} is not a number")
+    return pd.DataFrame({"src": frame["src"].astype(str), "score": score.astype(np.float32)})
+
+
+def label_pairs(frame: pd.DataFrame) -> list[tuple[int, int]]:
+    """(raw, revised) row positions: rows 2i and 2i+1 whose scores differ, lower score first."""
+    s = frame["score"].to_numpy()
+    return [(i, i + 1) if s[i] < s[i + 1] else (i + 1, i) for i in range(0, len(s) - 1, 2) if s[i] != s[i + 1]]
+
+
+def same_instruction(revised: str, raw: str) -> str:
+    """The raw response under the revised row's instruction (CaR's pairs form: ``src + neg``)."""
+    i, j = revised.find(RESPONSE), raw.find(RESPONSE)
+    return raw if i < 0 or j < 0 else revised[:i] + raw[j:]
+
+
+def encoder_dir(spec: str) -> str:
+    """The Hugging Face encoder inside a sentence-transformers dir (its Transformer module), else ``spec``."""
+    path = model_path(spec)
+    modules = Path(path) / "modules.json"
+    if modules.exists():
+        for module in json.loads(modules.read_text()):
+            if module.get("type", "").endswith("Transformer"):
+                return str(Path(path) / module.get("path", ""))
+    return path
+
+
+class IQSModel(nn.Module):
+    """Encoder -> mean pooling over tokens -> dropout -> linear: one quality score per text."""
+
+    def __init__(self, encoder: nn.Module, tokenizer: Any, max_length: int) -> None:
+        super().__init__()
+        self.encoder, self.tokenizer, self.max_length = encoder, tokenizer, max_length
+        self.head = nn.Sequential(nn.Dropout(0.1), nn.Linear(encoder.config.hidden_size, 1))
+        nn.init.zeros_(self.head[1].bias)
+
+    def forward(self, texts: list[str]) -> torch.Tensor:
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        batch = {k: v.to(self.head[1].weight.device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        hidden = self.encoder(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return self.head(pooled).squeeze(-1).float()
+
+    def save(self, out: Path, record: dict[str, Any]) -> None:
+        self.encoder.save_pretrained(out / "encoder")
+        self.tokenizer.save_pretrained(out / "encoder")
+        torch.save(self.head.state_dict(), out / HEAD_FILE)
+        (out / CONFIG_FILE).write_text(json.dumps({"format": FORMAT, "max_length": self.max_length, **record}, indent=2) + "\n")
+
+
+def _build(encoder_path: str, max_length: int) -> IQSModel:
+    from transformers import AutoModel, AutoTokenizer
+
+    return IQSModel(AutoModel.from_pretrained(encoder_path), AutoTokenizer.from_pretrained(encoder_path), max_length)
+
+
+def load_iqs(model_dir: str | Path) -> IQSModel:
+    model_dir = Path(model_dir)
+    config_path = model_dir / CONFIG_FILE
+    if not config_path.exists():
+        raise ConfigError(f"{model_dir}: no {CONFIG_FILE}, not an IQS model directory (train one: ift-select iqs train)")
+    config = json.loads(config_path.read_text())
+    if config.get("format") != FORMAT:
+        raise ConfigError(f"{config_path}: format {config.get('format')!r}, expected {FORMAT!r}")
+    model = _build(str(model_dir / "encoder"), int(config["max_length"]))
+    model.head.load_state_dict(torch.load(model_dir / HEAD_FILE, map_location="cpu"))
+    return model.to(device()).eval()
+
+
+def score_texts(model: IQSModel, texts: list[str], batch_size: int = 32, precision: str = "auto", progress: bool = False) -> np.ndarray:
+    """Quality scores (float32, higher is better), row i for texts[i]; batches of length-sorted texts."""
+    out = np.empty(len(texts), dtype=np.float32)
+    order = np.argsort([-len(t) for t in texts], kind="stable")
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode(), autocast(precision):
+        for start in tqdm(range(0, len(texts), batch_size), desc="iqs", unit="batch", disable=not progress):
+            idx = order[start : start + batch_size]
+            out[idx] = model([texts[i] for i in idx]).cpu().numpy()
+    model.train(was_training)
+    return out
+
+
+def score_rows(rows: pd.DataFrame, model_dir: str | Path, batch_size: int = 32, precision: str = "auto") -> np.ndarray:
+    """IQS scores of pool rows (``instruction``, ``input``, ``output``), for the score stage's ``iqs`` column."""
+    inputs = rows["input"] if "input" in rows else pd.Series("", index=rows.index)
+    texts = [iqs_text(str(a), None if pd.isna(b) else str(b), str(c)) for a, b, c in zip(rows["instruction"], inputs, rows["output"])]
+    return score_texts(load_iqs(model_dir), texts, batch_size, precision, progress=True)
+
+
+def pairwise_figures(pos: np.ndarray, neg: np.ndarray, pos_len: np.ndarray, neg_len: np.ndarray) -> dict[str, Any]:
+    """Share of pairs with pos scored strictly above neg; also on the pairs where pos is not the longer text."""
+    wins, not_longer = pos > neg, pos_len <= neg_len
+    return {
+        "n": int(len(pos)),
+        "pairwise_accuracy": round(float(wins.mean()), 4) if len(pos) else None,
+        "n_not_longer": int(not_longer.sum()),
+        "pairwise_accuracy_not_longer": round(float(wins[not_longer].mean()), 4) if not_longer.any() else None,
+        "longer_wins_baseline": round(float((pos_len > neg_len).mean()), 4) if len(pos) else None,
+    }
+
+
+def _score_pairs(model: IQSModel, pos: list[str], neg: list[str], precision: str) -> dict[str, Any]:
+    scores = score_texts(model, pos + neg, precision=precision)
+    lens = np.array([len(t) for t in pos + neg])
+    return pairwise_figures(scores[: len(pos)], scores[len(pos) :], lens[: len(pos)], lens[len(pos) :])
+
+
+def pairwise_eval(model_dir: str | Path, pairs_csv: str | Path, precision: str = "auto") -> dict[str, Any]:
+    """Score CaR-format pairs (``src``, ``pos``, ``neg``) as ``src + pos`` vs ``src + neg``.
+
+    Lengths compare the responses (``pos`` vs ``neg``) in characters."""
+    pairs = _read_csv(pairs_csv, ("src", "pos", "neg")).astype(str)
+    scores = score_texts(load_iqs(model_dir), (pairs["src"] + pairs["pos"]).tolist() + (pairs["src"] + pairs["neg"]).tolist(), precision=precision, progress=True)
+    n = len(pairs)
+    result = pairwise_figures(scores[:n], scores[n:], pairs["pos"].str.len().to_numpy(), pairs["neg"].str.len().to_numpy())
+    return {"model": str(model_dir), "pairs": str(pairs_csv), **result}
+
+
+def _batch(groups: list[tuple[int, ...]], src: list[str], score: list[float]) -> tuple[list[str], list[float], list[tuple[int, int]]]:
+    """Texts and targets of a batch of (raw, revised) pairs and single rows, plus (revised, raw) positions for the
+    ranking term. A raw response under a rewritten instruction is added as one more 0-label text and ranked."""
+    texts: list[str] = []
+    targets: list[float] = []
+    rank_idx: list[tuple[int, int]] = []
+    for group in groups:
+        base = len(texts)
+        texts += [src[i] for i in group]
+        targets += [score[i] for i in group]
+        if len(group) == 2:
+            lo, hi = group
+            swapped = same_instruction(src[hi], src[lo])
+            if swapped != src[lo]:
+                texts.append(swapped)
+                targets.append(score[lo])
+            rank_idx.append((base + 1, len(texts) - 1 if swapped != src[lo] else base))
+    return texts, targets, rank_idx
+
+
+def _validate(model: IQSModel, valid: pd.DataFrame, pairs: list[tuple[int, int]], precision: str) -> dict[str, Any]:
+    """Pairwise accuracy on the valid labels (revised row above its raw row, rows as given: the selection
+    criterion) and on the same pairs in CaR's pairs form (raw response under the revised instruction)."""
+    scores = score_texts(model, valid["src"].tolist(), precision=precision)
+    src = valid["src"].tolist()
+    pos, neg = [src[hi] for _, hi in pairs], [same_instruction(src[hi], src[lo]) for lo, hi in pairs]
+    figures = _score_pairs(model, pos, neg, precision)
+    return {
+        "valid_pairwise_accuracy": round(float(np.mean([scores[hi] > scores[lo] for lo, hi in pairs])), 4),
+        "valid_pairs_form_accuracy": figures["pairwise_accuracy"],
+        "valid_pairs_form_accuracy_not_longer": figures["pairwise_accuracy_not_longer"],
+    }
+
+
+def _save_dir(model: IQSModel, out: Path, record: dict[str, Any]) -> None:
+    """Write the model directory beside ``out`` and swap it in, so ``out`` is never half written."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        model.save(tmp, record)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def train_iqs(
+    labels_csv: str | Path,
+    valid_csv: str | Path,
+    encoder: str = MINILM,
+    out_dir: str | Path = "models/iqs",
+    epochs: float = 3.0,
+    batch_pairs: int = 16,
+    lr: float = 5e-5,
+    head_lr: float = 1e-3,
+    max_length: int = 384,
+    rank_weight: float = 1.0,
+    margin: float = 0.5,
+    evals_per_epoch: int = 2,
+    precision: str = "auto",
+    seed: int = 42,
+    max_rows: int | None = None,
+) -> dict[str, Any]:
+    """Fine-tune encoder + head (MSE + rank_weight * margin ranking); keep the best-validating checkpoint."""
+    start = time.perf_counter()
+    train, valid = read_labels(labels_csv), read_labels(valid_csv)
+    if max_rows is not None:
+        train, valid = train.iloc[:max_rows], valid.iloc[:max_rows]
+    pairs, valid_pairs = label_pairs(train), label_pairs(valid)
+    if not valid_pairs:
+        raise DataError(f"{valid_csv}: no (raw, revised) row pairs to validate on (rows 2i, 2i+1 with different scores)")
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = _build(encoder_dir(encoder), max_length).to(device()).train()
+    head_params = list(model.head.parameters())
+    optim = torch.optim.AdamW([{"params": model.encoder.parameters(), "lr": lr}, {"params": head_params, "lr": head_lr}], weight_decay=0.01)
+    paired = {i for p in pairs for i in p}
+    groups: list[tuple[int, ...]] = [*pairs, *[(i,) for i in range(len(train)) if i not in paired]]
+    steps_per_epoch = math.ceil(len(groups) / batch_pairs)
+    total = max(1, math.ceil(epochs * steps_per_epoch))
+    warmup = max(1, total // 10)
+    sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
+    eval_at = {min(total, math.ceil(steps_per_epoch * e / evals_per_epoch)) for e in range(1, math.ceil(epochs * evals_per_epoch) + 1)} | {total}
+    src, score = train["src"].tolist(), train["score"].tolist()
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] = {"valid_pairwise_accuracy": -1.0}
+    order: list[int] = []
+    for step in tqdm(range(1, total + 1), desc="iqs train", unit="step"):
+        if not order:
+            order = rng.permutation(len(groups)).tolist()
+        batch, order = [groups[i] for i in order[:batch_pairs]], order[batch_pairs:]
+        texts, targets, rank_idx = _batch(batch, src, score)
+        with autocast(precision):
+            pred = model(texts)
+        loss = nn.functional.mse_loss(pred, torch.tensor(targets, device=pred.device))
+        if rank_idx and rank_weight > 0:
+            hi_i, lo_i = (torch.tensor(ix, device=pred.device) for ix in zip(*rank_idx))
+            loss = loss + rank_weight * torch.relu(margin - (pred[hi_i] - pred[lo_i])).mean()
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optim.step()
+        sched.step()
+        if step in eval_at:
+            entry = {"step": step, "epoch": round(step / steps_per_epoch, 2), "loss": round(loss.item(), 4),
+                     **_validate(model, valid, valid_pairs, precision)}
+            history.append(entry)
+            tqdm.write(json.dumps(entry))
+            if entry["valid_pairwise_accuracy"] > best["valid_pairwise_accuracy"]:
+                best = {**entry, "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+    model.load_state_dict(best.pop("state"))
+    seconds = time.perf_counter() - start
+    record = {"encoder": encoder, "labels": str(labels_csv), "valid": str(valid_csv), "best": best, "history": history,
+              "settings": {"epochs": epochs, "batch_pairs": batch_pairs, "lr": lr, "head_lr": head_lr, "rank_weight": rank_weight,
+                           "margin": margin, "precision": precision, "seed": seed, "max_rows": max_rows}}
+    out = Path(out_dir)
+    _save_dir(model.cpu(), out, record)
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    return {"out": str(out), "train_rows": len(train), "train_pairs": len(pairs), "valid_pairs": len(valid_pairs), "steps": total,
+            "train_seconds": round(seconds, 1), "model_mb": round(size / 2**20, 1), **{k: v for k, v in best.items() if k != "loss"}}

@@ -1,0 +1,37 @@
+"""What every DVC stage script shares: params, timing, metrics output, MLflow, one-line errors."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ift_select.config import Params, load_params
+from ift_select.errors import IftSelectError
+from ift_select.io import write_json
+
+METRICS_DIR = Path("metrics")
+
+StageFn = Callable[[Params], dict[str, Any]]
+
+
+def run(name: str, fn: StageFn, stage_params: Callable[[Params], dict] | None = None,
+        artifacts: Callable[[Params], list] | None = None, parent_metrics: bool = False) -> None:
+    """Run a stage body: it returns its metrics, which go to metrics/<name>.json and to MLflow."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    start = time.perf_counter()
+    try:
+        params = load_params()
+        metrics = fn(params)
+        metrics["seconds"] = round(time.perf_counter() - start, 2)
+        write_json(METRICS_DIR / f"{name}.json", metrics)
+        from ift_select import tracking
+
+        tracking.log_stage(name, params, metrics, stage_params(params) if stage_params else None,
+                           artifacts(params) if artifacts else (), parent_metrics=parent_metrics)
+    except IftSelectError as exc:
+        print(f"error: stage {name}: {exc}", file=sys.stderr)
+        sys.exit(1)

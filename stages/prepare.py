@@ -1,0 +1,39 @@
+"""Stage prepare: load, validate and de-duplicate the pool and the test sets.
+
+    python stages/prepare.py      (dvc repro prepare)
+Writes data/prepared/pool.parquet, data/prepared/tests/<name>.parquet, metrics/prepare.json.
+"""
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from ift_select import stage
+from ift_select.config import Params
+from ift_select.data import load_pool, load_test_set
+from ift_select.io import write_parquet
+
+OUT = Path("data/prepared")
+
+
+def main(params: Params) -> dict:
+    d = params.data
+    pool, report = load_pool(d.pool, format=d.format, field_map=d.field_map, on_invalid=d.on_invalid,
+                             max_rows=d.max_rows)
+    tests = {name: load_test_set(spec.path, name, format=spec.format) for name, spec in d.test_sets.items()}
+    write_parquet(OUT / "pool.parquet", pool)
+    # The test sets are written as one directory so that a removed test set disappears too.
+    staging = Path(tempfile.mkdtemp(prefix=".tests.", dir=OUT))
+    try:
+        for name, (frame, _) in tests.items():
+            frame.to_parquet(staging / f"{name}.parquet", index=False)
+        shutil.rmtree(OUT / "tests", ignore_errors=True)
+        staging.rename(OUT / "tests")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {"pool": report.to_dict(), "tests": {name: rep.to_dict() for name, (_, rep) in tests.items()},
+            "pool_rows": len(pool), "test_items": sum(len(f) for f, _ in tests.values())}
+
+
+if __name__ == "__main__":
+    stage.run("prepare", main, stage_params=lambda p: {"data": p.data.__dict__})

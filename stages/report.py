@@ -1,0 +1,29 @@
+"""Stage report: reports/report.md + report.html with plots, reports/summary.json (DVC metrics), MLflow.
+
+    python stages/report.py       (dvc repro report)
+"""
+
+from pathlib import Path
+
+from ift_select import stage
+from ift_select.config import Params
+from ift_select.reporting import ReportInputs, build_report
+
+OUT = Path("reports")
+
+
+def main(params: Params) -> dict:
+    inputs = ReportInputs(
+        pool=Path("data/prepared/pool.parquet"),
+        scores=Path("data/scores/scores.parquet"),
+        selections={arm: Path(f"data/selected/{arm}.parquet") for arm in params.arms},
+        judgments={pair: Path(f"data/judgments/{pair}.parquet") for pair in params.judge.pairs},
+        metrics={p.stem: p for p in sorted(Path("metrics").glob("*.json"))},
+        params=params,
+    )
+    return build_report(inputs, OUT)
+
+
+if __name__ == "__main__":
+    stage.run("report", main, artifacts=lambda p: [OUT / "report.md", OUT / "report.html", OUT / "summary.json"],
+              parent_metrics=True)
