@@ -26,4 +26,4 @@ def main(params: Params) -> dict:
 
 if __name__ == "__main__":
     stage.run("report", main, artifacts=lambda p: [OUT / "report.md", OUT / "report.html", OUT / "summary.json"],
-              parent_metrics=True)
+              parent_metrics=True, metrics_path=OUT / "summary.json")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import random
 import re
+import string
 from pathlib import Path
 
 import pandas as pd
@@ -89,8 +91,8 @@ def test_skipped_reasons_are_capped_but_all_counted(tmp_path):
 
 
 def test_every_row_invalid_with_skip_is_still_an_error(tmp_path):
-    path = jsonl(tmp_path / "p.jsonl", [{"instruction": "x"}, {"instruction": "y"}])
-    with pytest.raises(DataError, match=r"no valid records \(2 skipped; first: line 1: field 'output' is missing\)"):
+    path = jsonl(tmp_path / "p.jsonl", [{"instruction": "x", "output": 1}, {"instruction": "y", "output": 2}])
+    with pytest.raises(DataError, match=r"no valid records \(2 skipped; first: line 1: field 'output' must be"):
         load_pool(path, on_invalid="skip")
 
 
@@ -108,15 +110,20 @@ def test_malformed_json_list_names_line_and_column(tmp_path):
     error_at(path, 3, r"Expecting value")
 
 
-@pytest.mark.parametrize("content", [b"", b"  \n\n", b"\xef\xbb\xbf", b"[]", b"[\n]\n", b"instruction,output\n"])
-@pytest.mark.parametrize("suffix", [".jsonl", ".json", ".csv"])
-def test_empty_files(tmp_path, content, suffix):
-    if suffix == ".csv" and content.startswith(b"["):
-        content = b"instruction,output\r\n"
+EMPTY = {".jsonl": [b"", b"  \n\n", b"\xef\xbb\xbf", b"\n\n\n"],
+         ".json": [b"", b"[]", b"[\n]\n", b"\xef\xbb\xbf[ ]"],
+         ".csv": [b"", b"instruction,output\n", b"instruction,output\r\n\r\n\r\n"]}
+
+
+@pytest.mark.parametrize("suffix, content", [(s, c) for s, contents in EMPTY.items() for c in contents])
+def test_empty_files(tmp_path, suffix, content):
     path = tmp_path / f"empty{suffix}"
     path.write_bytes(content)
     with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: file is empty"):
         load_pool(path)
+    if suffix != ".csv":
+        with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: file is empty"):
+            load_test_set(path, "t")
 
 
 def test_missing_file_and_unknown_extension(tmp_path):
@@ -172,7 +179,8 @@ def test_latin1_bytes_name_the_line(tmp_path, suffix):
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".json", ".csv", ".parquet"])
 def test_a_one_megabyte_row_loads(tmp_path, suffix):
-    big = {"instruction": "Repeat the word.", "input": "", "output": "word " * 220_000}
+    text = "".join(random.Random(0).choices(string.ascii_letters + " \n", k=1_100_000))  # incompressible
+    big = {"instruction": "Copy the text.", "input": "", "output": text}
     rows = [GOOD, big]
     path = tmp_path / f"big{suffix}"
     if suffix == ".jsonl":

@@ -82,8 +82,8 @@ def generate(model_dir: str, items: pd.DataFrame, params: GenerateParams, seed: 
     from tqdm import tqdm
     from transformers import GenerationConfig
 
-    tokenizer = load_tokenizer(model_dir, padding_side="left")
     model = load_model(model_dir).to(device()).eval()
+    tokenizer = load_tokenizer(model_dir, padding_side="left")
     inputs, prompts = _prompts(tokenizer, items, params.max_prompt_length)
     stops = _stop_ids(tokenizer, model)
     sampling = {"temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k} if params.do_sample else {}

@@ -168,12 +168,6 @@ def pairwise_figures(pos: np.ndarray, neg: np.ndarray, pos_len: np.ndarray, neg_
     }
 
 
-def _score_pairs(model: IQSModel, pos: list[str], neg: list[str], precision: str) -> dict[str, Any]:
-    scores = score_texts(model, pos + neg, precision=precision)
-    lens = np.array([len(t) for t in pos + neg])
-    return pairwise_figures(scores[: len(pos)], scores[len(pos) :], lens[: len(pos)], lens[len(pos) :])
-
-
 def pairwise_eval(model_dir: str | Path, pairs_csv: str | Path, precision: str = "auto") -> dict[str, Any]:
     """Score CaR-format pairs (``src``, ``pos``, ``neg``) as ``src + pos`` vs ``src + neg``.
 
@@ -183,6 +177,17 @@ def pairwise_eval(model_dir: str | Path, pairs_csv: str | Path, precision: str =
     n = len(pairs)
     result = pairwise_figures(scores[:n], scores[n:], pairs["pos"].str.len().to_numpy(), pairs["neg"].str.len().to_numpy())
     return {"model": str(model_dir), "pairs": str(pairs_csv), **result}
+
+
+def _epoch_batches(groups: list[tuple[int, ...]], lengths: list[int], batch_pairs: int, rng: np.random.Generator) -> list[list[tuple[int, ...]]]:
+    """One epoch of batches, shuffled, each cut from a length-sorted window of 32 batches (less padding)."""
+    perm = rng.permutation(len(groups)).tolist()
+    window = batch_pairs * 32
+    batches = []
+    for start in range(0, len(perm), window):
+        part = sorted(perm[start : start + window], key=lambda i: lengths[i])
+        batches += [[groups[i] for i in part[j : j + batch_pairs]] for j in range(0, len(part), batch_pairs)]
+    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 def _batch(groups: list[tuple[int, ...]], src: list[str], score: list[float]) -> tuple[list[str], list[float], list[tuple[int, int]]]:
@@ -208,12 +213,15 @@ def _batch(groups: list[tuple[int, ...]], src: list[str], score: list[float]) ->
 def _validate(model: IQSModel, valid: pd.DataFrame, pairs: list[tuple[int, int]], precision: str) -> dict[str, Any]:
     """Pairwise accuracy on the valid labels (revised row above its raw row, rows as given: the selection
     criterion) and on the same pairs in CaR's pairs form (raw response under the revised instruction)."""
-    scores = score_texts(model, valid["src"].tolist(), precision=precision)
     src = valid["src"].tolist()
-    pos, neg = [src[hi] for _, hi in pairs], [same_instruction(src[hi], src[lo]) for lo, hi in pairs]
-    figures = _score_pairs(model, pos, neg, precision)
+    swapped = [same_instruction(src[hi], src[lo]) for lo, hi in pairs]
+    unique = list(dict.fromkeys(src + swapped))
+    by_text = dict(zip(unique, score_texts(model, unique, precision=precision)))
+    row, neg = np.array([by_text[t] for t in src]), np.array([by_text[t] for t in swapped])
+    his, los = np.array([hi for _, hi in pairs]), np.array([lo for lo, _ in pairs])
+    figures = pairwise_figures(row[his], neg, np.array([len(src[i]) for i in his]), np.array([len(t) for t in swapped]))
     return {
-        "valid_pairwise_accuracy": round(float(np.mean([scores[hi] > scores[lo] for lo, hi in pairs])), 4),
+        "valid_pairwise_accuracy": round(float((row[his] > row[los]).mean()), 4),
         "valid_pairs_form_accuracy": figures["pairwise_accuracy"],
         "valid_pairs_form_accuracy_not_longer": figures["pairwise_accuracy_not_longer"],
     }
@@ -272,12 +280,12 @@ def train_iqs(
     src, score = train["src"].tolist(), train["score"].tolist()
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"valid_pairwise_accuracy": -1.0}
-    order: list[int] = []
+    lengths = [max(len(src[i]) for i in group) for group in groups]
+    queue: list[list[tuple[int, ...]]] = []
     for step in tqdm(range(1, total + 1), desc="iqs train", unit="step"):
-        if not order:
-            order = rng.permutation(len(groups)).tolist()
-        batch, order = [groups[i] for i in order[:batch_pairs]], order[batch_pairs:]
-        texts, targets, rank_idx = _batch(batch, src, score)
+        if not queue:
+            queue = _epoch_batches(groups, lengths, batch_pairs, rng)
+        texts, targets, rank_idx = _batch(queue.pop(), src, score)
         with autocast(precision):
             pred = model(texts)
         loss = nn.functional.mse_loss(pred, torch.tensor(targets, device=pred.device))

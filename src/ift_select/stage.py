@@ -19,15 +19,17 @@ StageFn = Callable[[Params], dict[str, Any]]
 
 
 def run(name: str, fn: StageFn, stage_params: Callable[[Params], dict] | None = None,
-        artifacts: Callable[[Params], list] | None = None, parent_metrics: bool = False) -> None:
-    """Run a stage body: it returns its metrics, which go to metrics/<name>.json and to MLflow."""
+        artifacts: Callable[[Params], list] | None = None, parent_metrics: bool = False,
+        metrics_path: Path | None = None) -> None:
+    """Run a stage body: it returns its metrics, which go to ``metrics_path`` (default metrics/<name>.json)
+    and to MLflow."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     start = time.perf_counter()
     try:
         params = load_params()
         metrics = fn(params)
         metrics["seconds"] = round(time.perf_counter() - start, 2)
-        write_json(METRICS_DIR / f"{name}.json", metrics)
+        write_json(metrics_path or METRICS_DIR / f"{name}.json", metrics)
         from ift_select import tracking
 
         tracking.log_stage(name, params, metrics, stage_params(params) if stage_params else None,

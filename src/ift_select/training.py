@@ -129,13 +129,14 @@ def _load_model(base_dir: str, params: TrainParams, local_index: int) -> Any:
     return model
 
 
-def _optimizer(model: Any, params: TrainParams) -> torch.optim.Optimizer:
+def make_optimizer(model: Any, params: TrainParams) -> torch.optim.Optimizer:
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if p.requires_grad:
             (no_decay if p.ndim < 2 or "norm" in name or name.endswith("bias") else decay).append(p)
     groups = [{"params": decay, "weight_decay": params.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=params.lr)
+    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for g in groups for p in g["params"])
+    return torch.optim.AdamW(groups, lr=params.lr, fused=fused)  # fused: one kernel, not a pass per tensor
 
 
 def _fingerprint(frame: pd.DataFrame, base_dir: str, params: TrainParams, seed: int, processes: int) -> str:
@@ -190,6 +191,7 @@ def _save_output(accelerator: Any, model: Any, tokenizer: Any, base_dir: str, ou
                 unwrapped.config.dtype = params.save_dtype
                 unwrapped.save_pretrained(tmp, state_dict={k: v.to(dtype) for k, v in state.items()})
             tokenizer.save_pretrained(tmp)
+            tmp.chmod(0o755)
             if out_dir.exists():
                 shutil.rmtree(out_dir)
             os.replace(tmp, out_dir)
@@ -227,21 +229,29 @@ def train(selection: pd.DataFrame, base_dir: str, out_dir: Path, params: TrainPa
     accelerator = Accelerator(mixed_precision="bf16" if use_bf16(params.precision) else "no",
                               gradient_accumulation_steps=params.grad_accum)
     procs, rank, accum = accelerator.num_processes, accelerator.process_index, params.grad_accum
+    if accelerator.state.deepspeed_plugin is not None:  # no prepared dataloader to infer it from
+        accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = params.batch_size
     per_step = procs * accum
     set_seed(seed)
 
     tokenizer = load_tokenizer(base_dir)
     ids, labels = encode_rows(tokenizer, selection, params.max_length)
     keep = [i for i in range(len(ids)) if _label_count([i], labels) > 0]
+    if not keep:
+        raise DataError(f"training selection: no row keeps a response token within train.max_length = "
+                        f"{params.max_length} (the prompts alone fill it)")
     lengths = [len(x) for x in ids]
     plan, total = microbatch_plan([lengths[i] for i in keep], params, seed, per_step)
     plan = [[keep[i] for i in b] for b in plan]
 
     model = _load_model(base_dir, params, accelerator.local_process_index)
-    optimizer = _optimizer(model, params)
+    optimizer = make_optimizer(model, params)
     scheduler = get_scheduler(params.scheduler, optimizer, num_warmup_steps=math.ceil(params.warmup_ratio * total),
                               num_training_steps=total)
     model, optimizer = accelerator.prepare(model, optimizer)
+    if accelerator.gradient_accumulation_steps != accum:
+        raise ConfigError(f"train.grad_accum = {accum}, but the accelerate config sets gradient accumulation to "
+                          f"{accelerator.gradient_accumulation_steps}: remove it there (params decide)")
     accelerator.register_for_checkpointing(scheduler)  # stepped once per optimizer step, by us
 
     fingerprint = _fingerprint(selection, base_dir, params, seed, procs)
@@ -298,7 +308,9 @@ def train(selection: pd.DataFrame, base_dir: str, out_dir: Path, params: TrainPa
                "tokens": real, "padding_fraction": round(1 - real / slots, 4), "effective_batch": effective,
                "seconds": round(time.perf_counter() - started, 3),
                "tokens_per_s": round(run_tokens / loop_seconds, 1) if loop_seconds > 0 else None,
-               "devices": procs, "device": accelerator.device.type, "mixed_precision": accelerator.mixed_precision,
+               "devices": procs, "device": accelerator.device.type, "distributed": str(accelerator.distributed_type),
+               "accelerate_launch": "ACCELERATE_MIXED_PRECISION" in os.environ,
+               "mixed_precision": accelerator.mixed_precision,
                "resumed_from_step": start, "losses": [round(x, 5) for x in losses]}
     accelerator.end_training()
     if procs == 1:  # let a later train() in the same process choose its own precision

@@ -117,7 +117,7 @@ def _json_list_rows(path: Path, text: str) -> Iterator[Row]:
 
 def _csv_rows(path: Path, text: str) -> Iterator[Row]:
     csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))  # rows of a megabyte and more
-    rows = csv.reader(io.StringIO(text, newline=""))
+    rows = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(rows)
     except csv.Error as exc:

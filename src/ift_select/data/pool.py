@@ -133,6 +133,8 @@ def load_pool(path: str | Path, format: str = "auto", field_map: dict[str, str] 
     container, forced = FORCED[format]
     read_as, rows = open_rows(path, container or container_for(path))
     head = list(islice(rows, DETECT_ROWS))
+    if not head:
+        raise DataError(f"{source}: file is empty (no records)")
     schema = _resolve_schema(source, head, forced, field_map)
     report = LoadReport(path=source, format=_format_name(read_as, schema), field_map=dict(schema.fields))
     collector = Collector(report, on_invalid)

@@ -119,6 +119,8 @@ def load_test_set(path: str | Path, name: str, format: str = "auto") -> tuple[pd
         raise DataError(f"data.test_sets.{name}.format: {format!r} is not one of auto, {', '.join(BY_NAME)}")
     _, rows = open_rows(Path(path), "json")
     head = list(islice(rows, 1))
+    if not head:
+        raise DataError(f"{source}: file is empty (no records)")
     fmt = BY_NAME[format] if format != "auto" else _detect(source, head)
     report = LoadReport(path=source, format=fmt.name, field_map=fmt.paths())
     collector = Collector(report, "error")

@@ -18,6 +18,7 @@ class RunStats:
     requests: int = 0  # sent to the backend (cache misses)
     cache_hits: int = 0
     errors: int = 0
+    not_sent: int = 0  # of the errors: requests the backend never sent (budget stop, batch still running)
     tokens_in: int = 0
     tokens_out: int = 0
     cost_usd: float = 0.0
@@ -77,5 +78,6 @@ def run_requests(
         if replies[i] is None:  # the backend stopped early (e.g. budget): record, never invent a reply
             replies[i] = ChatReply(text="", status="error", error="not sent")
             stats.errors += 1
+            stats.not_sent += 1
     stats.seconds = time.perf_counter() - start
     return [r for r in replies if r is not None], stats

@@ -1,6 +1,7 @@
 """Stage select@<arm>: pick the training rows of one arm (alpagasus, car, random, full).
+(Named select_arm.py: a script called select.py would shadow the stdlib module `select`.)
 
-    python stages/select.py alpagasus      (dvc repro select@alpagasus)
+    python stages/select_arm.py alpagasus      (dvc repro select@alpagasus)
 Writes data/selected/<arm>.parquet and metrics/select_<arm>.json.
 """
 

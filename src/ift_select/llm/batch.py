@@ -1,0 +1,178 @@
+"""OpenAI Batch API mode (``openai.batch_api: true``): for large offline runs at batch prices.
+
+Steps: write the requests as JSONL (``custom_id`` = the request's cache key), upload it (/v1/files), create a
+batch (/v1/batches, 24 h window), poll it, download the output and error files and map each line back by
+``custom_id``. Replies go through the same reader as the online backend and are priced at batch rates
+(``pricing.batch_discount``).
+
+Resumable: each batch is recorded in a sidecar JSON (default ``<cache dir>/openai_batches.json``; the CLI keeps
+it beside its cache) under the hash of its request set, with the request ids. A rerun of the same work finds
+the batch (also when part of its replies were already cached) and collects it instead of paying again.
+``max_wait_s`` bounds one run's wait: requests of a batch still running are left unanswered (the runner marks
+them "not sent") and the batch id is listed in ``pending``; rerun later to collect them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ift_select.io import write_json
+from ift_select.llm.base import ChatReply, ChatRequest, OnReply
+from ift_select.llm.cache import request_key
+from ift_select.llm.openai_compat import OpenAIEndpoint, error_reply
+from ift_select.paths import cache_dir
+
+ENDPOINT = "/v1/chat/completions"
+FINAL = frozenset({"completed", "failed", "expired", "cancelled"})
+
+
+class BatchState:
+    """The sidecar JSON: {set hash: {batch_id, input_file_id, ids, status, failed_ids, created}}."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.entries: dict[str, dict[str, Any]] = (
+            json.loads(self.path.read_text(encoding="utf-8")) if self.path.exists() else {})
+
+    def find(self, key: str, ids: Sequence[str]) -> tuple[str, dict[str, Any] | None]:
+        """(key, entry) of the batch for this request set, or of one that holds all of these requests
+        (a rerun after part of its replies were cached); entry None when there is none."""
+        if key in self.entries:
+            return key, self.entries[key]
+        wanted = set(ids)
+        for other, entry in self.entries.items():
+            if wanted <= set(entry["ids"]) - set(entry.get("failed_ids", ())):
+                return other, entry
+        return key, None
+
+    def put(self, key: str, entry: dict[str, Any]) -> None:
+        self.entries[key] = entry
+        write_json(self.path, self.entries)
+
+    def drop(self, key: str) -> None:
+        if self.entries.pop(key, None) is not None:
+            write_json(self.path, self.entries)
+
+
+class BatchBackend(OpenAIEndpoint):
+    def __init__(self, model: str, state_path: str | Path | None = None, poll_s: float = 30.0,
+                 max_wait_s: float | None = None, max_requests: int = 50_000, **settings: Any) -> None:
+        super().__init__(model, batch=True, **settings)
+        self.state = BatchState(state_path or cache_dir() / "openai_batches.json")
+        self.poll_s = poll_s
+        self.max_wait_s = max_wait_s
+        self.max_requests = max_requests
+        self.pending: list[str] = []  # batch ids still running when this run stopped waiting
+
+    def custom_id(self, request: ChatRequest) -> str:
+        return request_key(self.identity(), request)[:32]
+
+    def complete(self, requests: Sequence[ChatRequest], on_reply: OnReply) -> None:
+        import openai
+
+        by_id: dict[str, list[int]] = {}
+        for j, request in enumerate(requests):
+            by_id.setdefault(self.custom_id(request), []).append(j)
+        ids = sorted(by_id)
+        with openai.OpenAI(**self.client_options()) as client:
+            for start in range(0, len(ids), self.max_requests):
+                chunk = ids[start:start + self.max_requests]
+                reqs = {cid: requests[by_id[cid][0]] for cid in chunk}
+                replies = self._run_chunk(client, reqs)
+                if replies is None:
+                    break  # over budget: this chunk and the rest are not sent
+                for cid, reply in replies.items():
+                    for j in by_id[cid]:
+                        on_reply(j, reply)
+
+    def _run_chunk(self, client: Any, reqs: dict[str, ChatRequest]) -> dict[str, ChatReply] | None:
+        import openai
+
+        key, entry = self.state.find(hashlib.sha256("\n".join([self.model, *reqs]).encode()).hexdigest(), list(reqs))
+        reserved = 0.0
+        batch = None
+        if entry is not None:
+            try:
+                batch = self._wait(client, entry["batch_id"])
+            except openai.NotFoundError:  # deleted at the provider: submit anew
+                self.state.drop(key)
+        if batch is None:
+            reserved_or_none = self.ledger.reserve(list(reqs.values()))
+            if reserved_or_none is None:
+                return None
+            reserved = reserved_or_none
+            entry = self._submit(client, key, reqs)
+            batch = self._wait(client, entry["batch_id"])
+        assert entry is not None
+        replies = self._collect(client, batch, reqs) if batch.status in FINAL else {}
+        if batch.status not in FINAL:
+            self.pending.append(batch.id)
+        elif batch.status == "completed":
+            failed = [cid for cid, r in replies.items() if r.status != "ok"]  # a rerun sends these anew
+            self.state.put(key, {**entry, "status": "completed", "failed_ids": failed})
+        else:  # failed / expired / cancelled: what finished is kept; a rerun submits the rest anew
+            self.state.drop(key)
+        self.ledger.settle(reserved, list(replies.values()))
+        return replies
+
+    def _submit(self, client: Any, key: str, reqs: dict[str, ChatRequest]) -> dict[str, Any]:
+        lines = [json.dumps({"custom_id": cid, "method": "POST", "url": ENDPOINT, "body": self.body(r)},
+                            ensure_ascii=False) for cid, r in reqs.items()]
+        upload = client.files.create(file=("requests.jsonl", ("\n".join(lines) + "\n").encode("utf-8"),
+                                           "application/jsonl"), purpose="batch")
+        batch = client.batches.create(input_file_id=upload.id, endpoint=ENDPOINT, completion_window="24h",
+                                      metadata={"ift_select_set": key[:16]})
+        entry = {"batch_id": batch.id, "input_file_id": upload.id, "ids": list(reqs), "status": "submitted",
+                 "requests": len(reqs), "created": time.time()}
+        self.state.put(key, entry)
+        print(f"openai batch {batch.id}: {len(reqs)} requests submitted", file=sys.stderr)
+        return entry
+
+    def _wait(self, client: Any, batch_id: str) -> Any:
+        start = time.monotonic()
+        while True:
+            batch = client.batches.retrieve(batch_id)
+            if batch.status in FINAL:
+                return batch
+            if self.max_wait_s is not None and time.monotonic() - start + self.poll_s > self.max_wait_s:
+                print(f"openai batch {batch_id}: still {batch.status}; rerun to collect it", file=sys.stderr)
+                return batch
+            time.sleep(self.poll_s)
+
+    def _collect(self, client: Any, batch: Any, reqs: dict[str, ChatRequest]) -> dict[str, ChatReply]:
+        replies: dict[str, ChatReply] = {}
+        for file_id in (batch.output_file_id, batch.error_file_id):
+            if not file_id:
+                continue
+            for line in client.files.content(file_id).text.splitlines():
+                if line.strip():
+                    record = json.loads(line)
+                    cid = record.get("custom_id")
+                    if cid in reqs and cid not in replies:
+                        replies[cid] = self._line_reply(record, reqs[cid])
+        why = f"batch {batch.id} {batch.status}"
+        errors = getattr(getattr(batch, "errors", None), "data", None) or []
+        if errors:
+            why += ": " + self.scrub("; ".join(str(getattr(e, "message", e)) for e in errors[:3]))
+        for cid in reqs:
+            replies.setdefault(cid, error_reply(f"no reply in {why}"))
+        return replies
+
+    def _line_reply(self, record: dict[str, Any], request: ChatRequest) -> ChatReply:
+        response = record.get("response") or {}
+        status = response.get("status_code")
+        body = response.get("body")
+        if status == 200:
+            try:
+                return self.read(body, request)
+            except ValueError as exc:
+                return error_reply(f"unreadable reply: {self.scrub(str(exc))}")
+        detail = record.get("error") or (body.get("error") if isinstance(body, dict) else body)
+        message = detail.get("message") if isinstance(detail, dict) else detail
+        return error_reply(f"HTTP {status}: {self.scrub(str(message))}")

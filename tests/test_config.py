@@ -1,0 +1,34 @@
+from pathlib import Path
+
+import pytest
+
+from ift_select.config import flatten, load_params
+from ift_select.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_repository_params_load():
+    params = load_params(REPO / "params.yaml")
+    assert set(params.arms) == {"alpagasus", "random", "car", "full"}
+    for pair in params.judge.pairs.values():
+        assert pair.a in params.arms and pair.b in params.arms
+
+
+@pytest.mark.parametrize("text, message", [
+    ("tau: high\n", "tau: expected a number"),
+    ("train: {lrr: 1}\n", "unknown setting .*train.lrr"),
+    ("score: {backend: cloud}\n", "score.backend"),
+    ("tau: 7\n", "tau = 7.0"),
+    ("judge: {pairs: {x: {a: alpagasus, b: nope}}}\narms: {alpagasus: {p1: tau, p2: tau, p3: tau, p4: tau, "
+     "in1: a, in2: b}}\n", "nope"),
+])
+def test_bad_settings_name_the_setting(tmp_path, text, message):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_params(path)
+
+
+def test_flatten():
+    assert flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}

@@ -1,0 +1,91 @@
+"""Generation and the Alpaca prompt on a tiny random Llama (weights spread wide so answers differ per prompt)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from ift_select.base_models import model_dir
+from ift_select.config import GenerateParams
+from ift_select.errors import ConfigError
+from ift_select.generation import COLUMNS, _decode, generate
+from ift_select.prompting import alpaca_prompt, load_tokenizer, prompts_dir
+
+
+@pytest.fixture(scope="module")
+def spiky(tmp_path_factory) -> str:
+    """The tiny Llama re-initialised with large weights: greedy answers vary token by token and per prompt."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    tiny = model_dir("tiny-random-llama")
+    config = AutoConfig.from_pretrained(tiny)
+    config.initializer_range = 0.5
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("spiky")
+    AutoModelForCausalLM.from_config(config).save_pretrained(out)
+    load_tokenizer(tiny).save_pretrained(out)
+    return str(out)
+
+
+def items(n: int) -> pd.DataFrame:
+    return pd.DataFrame([{"id": f"q{i}", "test_set": "vicuna" if i % 2 else "koala",
+                          "instruction": "Tell me about " + "the sea " * (1 + i * 3 % 7),
+                          "input": "" if i % 3 else f"context {i}"} for i in range(n)])
+
+
+def test_alpaca_prompt_variants_and_braces():
+    no_input = alpaca_prompt("Name {three} colours.", "")
+    assert no_input.startswith("Below is an instruction that describes a task. Write a response")
+    assert no_input.endswith("### Instruction:\nName {three} colours.\n\n### Response:")
+    with_input = alpaca_prompt("Summarise {input}.", "A {instruction} text.")
+    assert "paired with an input" in with_input
+    assert "### Instruction:\nSummarise {input}.\n\n### Input:\nA {instruction} text.\n\n### Response:" in with_input
+    assert alpaca_prompt("x", "   ") == alpaca_prompt("x", None) == alpaca_prompt("x")
+    assert (prompts_dir() / "alpaca_input.txt").is_file()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "auto"])
+def test_batched_and_one_at_a_time_greedy_agree(spiky, precision):
+    test = items(10)
+    batched = generate(spiky, test, GenerateParams(batch_size=5, max_new_tokens=12, precision=precision), seed=0)
+    single = generate(spiky, test, GenerateParams(batch_size=1, max_new_tokens=12, precision=precision), seed=0)
+    assert list(batched.columns) == COLUMNS
+    assert batched["item_id"].tolist() == test["id"].tolist()  # the items' order, not the length order
+    assert batched["test_set"].tolist() == test["test_set"].tolist()
+    assert batched["output"].nunique() > 5  # real, varied answers
+    pd.testing.assert_frame_equal(batched, single)
+
+
+def test_sampling_follows_the_seed(spiky):
+    params = GenerateParams(batch_size=4, max_new_tokens=8, do_sample=True, temperature=0.95, top_p=0.7, top_k=50)
+    first = generate(spiky, items(4), params, seed=1)
+    assert first.equals(generate(spiky, items(4), params, seed=1))
+    assert not first["output"].equals(generate(spiky, items(4), params, seed=2)["output"])
+
+
+def test_finish_reason_and_token_count(spiky):
+    tok = load_tokenizer(spiky)
+    ids = tok("hello world", add_special_tokens=False)["input_ids"]
+    eos = tok.eos_token_id
+    assert _decode(tok, [*ids, eos, eos], [eos]) == ("hello world", len(ids), "eos")
+    assert _decode(tok, ids, [eos]) == ("hello world", len(ids), "length")
+    out = generate(spiky, items(2), GenerateParams(max_new_tokens=5), seed=0)
+    assert set(out["finish"]) <= {"eos", "length"} and (out["tokens_out"] <= 5).all()
+
+
+def test_vllm_engine_needs_vllm_and_cuda(spiky):
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is not None and torch.cuda.is_available():
+        pytest.skip("vLLM and CUDA present")
+    with pytest.raises(ConfigError, match="generate.engine"):
+        generate(spiky, items(1), GenerateParams(engine="vllm"), seed=0)
+
+
+def test_adapter_dir_without_its_base_is_a_clear_error(tmp_path: Path):
+    (tmp_path / "adapter_config.json").write_text('{"base_model_name_or_path": "no/such-base-dir"}')
+    with pytest.raises(ConfigError, match="base model"):
+        generate(str(tmp_path), items(1), GenerateParams(), seed=0)
