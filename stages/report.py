@@ -8,6 +8,7 @@ from pathlib import Path
 from ift_select import stage
 from ift_select.config import Params
 from ift_select.reporting import ReportInputs, build_report
+from ift_select.tracking import experiment_metrics
 
 OUT = Path("reports")
 
@@ -21,7 +22,13 @@ def main(params: Params) -> dict:
         metrics={p.stem: p for p in sorted(Path("metrics").glob("*.json"))},
         params=params,
     )
-    return build_report(inputs, OUT)
+    summary = build_report(inputs, OUT)
+    # The columns `dvc exp show` compares experiments on (params tau/n1/n2/base_model come from params.yaml):
+    # selection sizes and costs from the stages' metrics, beside the report's WS per pair and test set.
+    figures = experiment_metrics(params=params)
+    summary.setdefault("selected", {k.split(".", 1)[1]: int(v) for k, v in figures.items() if k.startswith("selected.")})
+    summary.setdefault("cost", {k.split(".", 1)[1]: v for k, v in figures.items() if k.startswith("cost.")})
+    return summary
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     python tests/fake_openai.py --latency 1.0      # prints "READY <port>"; GET /stats gives the counts
 
-- POST /v1/chat/completions: after ``latency`` seconds, a grade that depends only on the messages ("<n>\\n..."),
+- POST /v1/chat/completions: after ``latency`` seconds, a grade that depends only on the request body ("<n>\\n..."),
   with top_logprobs when asked (unless ``logprobs=False``) and usage.
 - Faults: a marker ``[fault:KIND]`` or ``[fault:KIND:N]`` anywhere in the messages makes the first N attempts
   of that request (every attempt without N) fail as KIND: 429 (with Retry-After), 500, 400, 401, slow (sleeps
@@ -30,10 +30,6 @@ FAULT = re.compile(r"\[fault:([a-z0-9]+)(?::(\d+))?\]")
 DROP = object()
 
 
-def grade(messages: Any) -> int:
-    return int(hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest(), 16) % 6
-
-
 class FakeOpenAI:
     def __init__(self, latency: float = 0.0, logprobs: bool = True, retry_after: str = "1", slow_s: float = 3.0,
                  batch_polls: int = 2, reject_logprobs: bool = False) -> None:
@@ -50,21 +46,25 @@ class FakeOpenAI:
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
+        self._thread: threading.Thread | None = None
 
     # ---- chat completions -------------------------------------------------------------------------------
-    def completion(self, body: dict[str, Any], count: bool = True) -> tuple[int, Any, dict[str, str]]:
+    def completion(self, body: dict[str, Any], raw: bytes | None = None, count: bool = True
+                   ) -> tuple[int, Any, dict[str, str]]:
+        """(status, body, headers) for one request; the grade depends only on the request bytes."""
         messages = body.get("messages", [])
-        key = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        raw = raw or json.dumps(body, sort_keys=True).encode()
+        key = hashlib.sha256(raw).hexdigest()
         if count:
             self.total += 1
             self.attempts[key] += 1
             self.times[key].append(time.monotonic())
         attempt = self.attempts[key] if count else 1
-        fault = FAULT.search(json.dumps(messages))
+        fault = FAULT.search(raw.decode("utf-8", "replace"))
         kind = None
         if fault and (fault.group(2) is None or attempt <= int(fault.group(2))):
             kind = fault.group(1)
-        score = grade(messages)
+        score = int(key[:8], 16) % 6
         text = {"text": f"I would rate it.\nScore: {score}", "garbage": "I cannot say.", "empty": ""}.get(
             kind or "", f"{score}\nThe response is rated {score}.")
         if kind == "429":
@@ -111,10 +111,9 @@ class FakeOpenAI:
     def route(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any, dict[str, str]]:
         if method == "POST" and path.endswith("/chat/completions"):
             self.auth.add(headers.get("authorization", ""))
-            body = json.loads(raw)
-            if "[fault:echo]" in json.dumps(body.get("messages")):
+            if b"[fault:echo]" in raw:
                 return 500, {"error": {"message": f"bad header {headers.get('authorization')}"}}, {}
-            return self.completion(body)
+            return self.completion(json.loads(raw), raw)
         if method == "GET" and path.endswith("/stats"):
             return 200, {"total": self.total, "attempts": dict(self.attempts), "batches": len(self.batches)}, {}
         if method == "POST" and path.endswith("/files"):
@@ -178,15 +177,19 @@ class FakeOpenAI:
             self.port = self._server.sockets[0].getsockname()[1]
             ready.set()
             self._loop.run_forever()
+            self._server.close()
+            self._loop.run_until_complete(self._server.wait_closed())
+            self._loop.close()
 
-        threading.Thread(target=run, daemon=True).start()
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
         ready.wait(10)
         return f"http://127.0.0.1:{self.port}/v1"
 
     def stop(self) -> None:
-        if self._loop and self._server:
-            self._loop.call_soon_threadsafe(self._server.close)
+        if self._loop and self._thread:
             self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
 
 
 def main() -> None:

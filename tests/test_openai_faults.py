@@ -102,3 +102,24 @@ def test_server_without_logprobs_support(server):
     replies, _ = run_requests(backend(url, concurrency=1), requests, None)
     assert all(r.status == "ok" and r.token_probs is None and r.text for r in replies)
     assert srv.total == 6  # one refused request, then asked without logprobs from then on
+
+
+def test_request_bodies_identity_and_helpers(monkeypatch):
+    from ift_select.llm.openai_compat import first_token_probs, parse_retry_after, public_url
+
+    monkeypatch.setenv("IFT_TEST_KEY", "sk-test-SECRET-123456")
+    scored = ChatRequest(messages=(("system", "s"), ("user", "u"), ("assistant", "Score: ")), max_tokens=0,
+                         score_tokens=("1", "2"))
+    drop, send, cont = (make_backend("openai", model="m", base_url="http://u:p@127.0.0.1:9/v1?key=k",
+                                     api_key_env="IFT_TEST_KEY", prefill=mode) for mode in ("drop", "send", "continue"))
+    assert [m["role"] for m in drop.body(scored)["messages"]] == ["system", "user"] and "logprobs" not in drop.body(scored)
+    assert send.body(scored)["messages"][-1] == {"role": "assistant", "content": "Score: "}
+    assert send.body(scored)["top_logprobs"] == 20 and send.body(scored)["max_tokens"] == 1
+    assert cont.body(scored)["continue_final_message"] is True
+    identity = drop.identity()
+    assert identity["base_url"] == "http://127.0.0.1:9/v1" and "SECRET" not in repr(identity) + repr(vars(drop))
+    assert drop.scrub("echo Bearer sk-test-SECRET-123456") == "echo Bearer ***"
+    assert public_url("https://[::1]:8443/v1") == "https://[::1]:8443/v1"
+    top = {"content": [{"top_logprobs": [{"token": " 2", "logprob": 0.0}, {"token": "x", "logprob": None}]}]}
+    assert first_token_probs(top, ("1", "2")) == {"1": 0.0, "2": 1.0} and first_token_probs(None, ("1",)) is None
+    assert parse_retry_after({"retry-after-ms": "250"}) == 0.25 and parse_retry_after({}) is None

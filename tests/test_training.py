@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -209,18 +210,24 @@ def test_build_command_for_each_launcher(tmp_path):
         launch.build_command(["s.py"], small(launcher="accelerate", accelerate_config=str(tmp_path / "none.yaml")))
 
 
-@pytest.mark.timeout(300)
-def test_training_runs_under_accelerate_launch_with_the_cpu_config(tiny, tmp_path):
-    rows(8).to_parquet(tmp_path / "sel.parquet")
-    params = {"seed": 1, "train": {"epochs": 1, "batch_size": 4, "max_length": 64, "launcher": "accelerate",
-                                   "accelerate_config": str(REPO / "configs/accelerate/cpu.yaml")}}
+@pytest.mark.timeout(400)
+def test_train_stage_runs_under_accelerate_launch_with_the_cpu_config(tiny, tmp_path):
+    """stages/train.py with train.launcher: accelerate re-runs itself under `accelerate launch` (cpu.yaml)."""
+    for sub in ("data/prepared", "data/selected", "models/base"):
+        (tmp_path / sub).mkdir(parents=True)
+    rows(8).to_parquet(tmp_path / "data/prepared/pool.parquet")
+    rows(8).to_parquet(tmp_path / "data/selected/full.parquet")
+    for item in Path(tiny).iterdir():
+        shutil.copy2(item, tmp_path / "models/base" / item.name)
+    params = {"train": {"seed": 1, "epochs": 1, "batch_size": 4, "max_length": 64, "launcher": "accelerate",
+                        "accelerate_config": str(REPO / "configs/accelerate/cpu.yaml")},
+              "mlflow": {"tracking_uri": f"sqlite:///{tmp_path}/mlflow.db"}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     env = {k: v for k, v in ENV.items() if k not in (launch.MARKER, "ACCELERATE_MIXED_PRECISION", "LOCAL_RANK")}
-    done = subprocess.run([sys.executable, "-m", "ift_select.launch", "train", "--selection", "sel.parquet",
-                           "--base", tiny, "--out", "model"], cwd=tmp_path, capture_output=True, text=True,
-                          env=env, timeout=240)
+    done = subprocess.run([sys.executable, str(REPO / "stages/train.py"), "full"], cwd=tmp_path,
+                          capture_output=True, text=True, env=env, timeout=380)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "accelerate.commands.launch --config_file" in done.stderr
-    metrics = json.loads(done.stdout.strip().splitlines()[-1])
+    assert f"accelerate.commands.launch --config_file {REPO / 'configs/accelerate/cpu.yaml'}" in done.stderr
+    metrics = json.loads((tmp_path / "metrics/train_full.json").read_text())
     assert metrics["accelerate_launch"] is True and metrics["devices"] == 1 and metrics["steps"] == 2
-    assert (tmp_path / "model" / "model.safetensors").exists()
+    assert (tmp_path / "models/full/model.safetensors").exists() and (tmp_path / "models/full/lineage.json").exists()

@@ -27,6 +27,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ift_select.errors import DataError
@@ -50,9 +51,11 @@ def _text(value: Any, where: str) -> tuple[str, bool]:
     return value, False
 
 
-def load_human(path: str | Path, limit: int | None = None) -> tuple[pd.DataFrame, int]:
+def load_human(path: str | Path, limit: int | None = None, sample: int | None = None,
+               seed: int = 0) -> tuple[pd.DataFrame, int]:
     """The human-annotated pairs (idx, instruction, input, response1, response2, majority) and the number of
-    JSON booleans coerced to strings. ``limit`` keeps the first N pairs."""
+    JSON booleans coerced to strings. ``limit`` keeps the first N pairs (in file order, so few instructions);
+    ``sample`` a seeded random N pairs (in file order) instead."""
     path = Path(path)
     try:
         records = json.loads(path.read_text(encoding="utf-8"))
@@ -60,6 +63,9 @@ def load_human(path: str | Path, limit: int | None = None) -> tuple[pd.DataFrame
         raise DataError(f"{path}: no such file (PandaLM's testset-v1.json)") from None
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
+    if sample and sample < len(records):
+        keep = sorted(np.random.default_rng(seed).choice(len(records), size=sample, replace=False))
+        records = [records[i] for i in keep]
     rows, coerced = [], 0
     for n, rec in enumerate(records[:limit] if limit else records):
         where = f"{path}: record {n} (idx {rec.get('idx', '?')})"
@@ -147,11 +153,12 @@ def judge_labels(judgments: pd.DataFrame, human: pd.DataFrame) -> pd.Series:
 
 
 def measure_agreement(human_path: str | Path, backend: Backend, template: Template,
-                      cache: RequestCache | None, limit: int | None = None, **judge_kwargs: Any) -> dict[str, Any]:
+                      cache: RequestCache | None, limit: int | None = None, sample: int | None = None,
+                      seed: int = 0, **judge_kwargs: Any) -> dict[str, Any]:
     """Run the judge on the human-annotated pairs (both orders) and return the agreement figures, the
-    longer-wins baseline and the bundled judges' figures on the same pairs; with ``limit``, the baseline
-    and bundled figures of the whole file are added under ``full_file``."""
-    human, coerced = load_human(human_path, limit)
+    longer-wins baseline and the bundled judges' figures on the same pairs; with ``limit`` or ``sample``,
+    the baseline and bundled figures of the whole file are added under ``full_file``."""
+    human, coerced = load_human(human_path, limit, sample, seed)
     gen_1, gen_2 = human_generations(human)
     judgments, stats = judge_pair(gen_1, gen_2, "response1", "response2", backend, template, cache,
                                   **judge_kwargs)
@@ -165,12 +172,13 @@ def measure_agreement(human_path: str | Path, backend: Backend, template: Templa
         "first_position_rate": round(float(first.mean()), 4) if len(read) else None,
         "unparsed_judgments": int((judgments["status"] != "ok").sum()),
         "by_method": {k: int(v) for k, v in judgments["method"].value_counts().items() if k},
-        "coerced_booleans": coerced, "limit": limit, **stats.to_dict(),
+        "coerced_booleans": coerced, "limit": limit, "sample": sample, **stats.to_dict(),
     }
+    result["baseline"] = result["baseline_longer"]  # the figure to beat, beside agreement_non_tie
     data_dir = Path(human_path).parent
     for which in _BUNDLED:
         result[which] = bundled_agreement(human, data_dir, which)
-    if limit:
+    if limit or sample:
         full, _ = load_human(human_path)
         result["full_file"] = {**longer_baseline(full),
                                **{w: bundled_agreement(full, data_dir, w) for w in _BUNDLED}}

@@ -166,6 +166,7 @@ def materialize(spec: str, out: Path) -> dict:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o755)
     try:
         if Path(src).is_dir():
             for item in Path(src).iterdir():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +74,13 @@ def row_text(df: pd.DataFrame) -> list[str]:
     return texts
 
 
+def length_sorted_batches(texts: list[str], batch_size: int) -> Iterator[np.ndarray]:
+    """Positions of ``texts`` in batches of similar length, longest first (less padding per batch)."""
+    order = np.argsort([-len(t) for t in texts], kind="stable")
+    for start in range(0, len(texts), batch_size):
+        yield order[start : start + batch_size]
+
+
 def embed_texts(
     texts: list[str],
     model_spec: str = MINILM,
@@ -91,11 +99,9 @@ def embed_texts(
     model = load_model(model_spec)
     dim = model.get_embedding_dimension()
     out = np.empty((len(texts), int(dim)), dtype=np.float32)
-    order = np.argsort([-len(t) for t in texts], kind="stable")
     bar = tqdm(total=len(texts), desc="embed", unit="row", disable=not progress or len(texts) == 0)
     with torch.inference_mode(), autocast(precision):
-        for start in range(0, len(texts), batch_size):
-            idx = order[start : start + batch_size]
+        for idx in length_sorted_batches(texts, batch_size):
             batch = model.encode(
                 [texts[i] for i in idx], batch_size=len(idx), convert_to_tensor=True, show_progress_bar=False
             )

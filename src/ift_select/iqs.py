@@ -22,6 +22,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,7 +35,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ift_select.devices import autocast, device
-from ift_select.embedding import MINILM, model_path
+from ift_select.embedding import MINILM, length_sorted_batches, model_path
 from ift_select.errors import ConfigError, DataError
 
 FORMAT = "ift-select-iqs/1"
@@ -138,12 +139,11 @@ def load_iqs(model_dir: str | Path) -> IQSModel:
 def score_texts(model: IQSModel, texts: list[str], batch_size: int = 32, precision: str = "auto", progress: bool = False) -> np.ndarray:
     """Quality scores (float32, higher is better), row i for texts[i]; batches of length-sorted texts."""
     out = np.empty(len(texts), dtype=np.float32)
-    order = np.argsort([-len(t) for t in texts], kind="stable")
     was_training = model.training
     model.eval()
+    batches = list(length_sorted_batches(texts, batch_size))
     with torch.inference_mode(), autocast(precision):
-        for start in tqdm(range(0, len(texts), batch_size), desc="iqs", unit="batch", disable=not progress):
-            idx = order[start : start + batch_size]
+        for idx in tqdm(batches, desc="iqs", unit="batch", disable=not progress):
             out[idx] = model([texts[i] for i in idx]).cpu().numpy()
     model.train(was_training)
     return out
@@ -190,9 +190,20 @@ def _epoch_batches(groups: list[tuple[int, ...]], lengths: list[int], batch_pair
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def _pair_weights(pairs: list[tuple[int, int]], src: list[str], balance: bool) -> dict[tuple[int, ...], float]:
+    """Ranking-term weight per (raw, revised) pair. With ``balance``, pairs where the revised response is not the
+    longer one weigh as much in total as the others (about 1 in 5 here), so length alone cannot fit the loss."""
+    not_longer = {p: len(src[p[1]]) - len(same_instruction(src[p[1]], src[p[0]])) <= 0 for p in pairs}
+    share = sum(not_longer.values()) / max(1, len(pairs))
+    if not balance or share in (0.0, 1.0):
+        return {p: 1.0 for p in pairs}
+    return {p: 0.5 / share if nl else 0.5 / (1 - share) for p, nl in not_longer.items()}
+
+
 def _batch(groups: list[tuple[int, ...]], src: list[str], score: list[float]) -> tuple[list[str], list[float], list[tuple[int, int]]]:
     """Texts and targets of a batch of (raw, revised) pairs and single rows, plus (revised, raw) positions for the
-    ranking term. A raw response under a rewritten instruction is added as one more 0-label text and ranked."""
+    ranking term, one per pair in batch order. A raw response under a rewritten instruction is added as one more
+    0-label text and ranked."""
     texts: list[str] = []
     targets: list[float] = []
     rank_idx: list[tuple[int, int]] = []
@@ -253,6 +264,7 @@ def train_iqs(
     rank_weight: float = 1.0,
     margin: float = 0.5,
     evals_per_epoch: int = 2,
+    length_balance: bool = False,
     precision: str = "auto",
     seed: int = 42,
     max_rows: int | None = None,
@@ -281,17 +293,20 @@ def train_iqs(
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"valid_pairwise_accuracy": -1.0}
     lengths = [max(len(src[i]) for i in group) for group in groups]
+    pair_weight = _pair_weights(pairs, src, length_balance)
     queue: list[list[tuple[int, ...]]] = []
     for step in tqdm(range(1, total + 1), desc="iqs train", unit="step"):
         if not queue:
             queue = _epoch_batches(groups, lengths, batch_pairs, rng)
-        texts, targets, rank_idx = _batch(queue.pop(), src, score)
+        batch = queue.pop()
+        texts, targets, rank_idx = _batch(batch, src, score)
         with autocast(precision):
             pred = model(texts)
         loss = nn.functional.mse_loss(pred, torch.tensor(targets, device=pred.device))
         if rank_idx and rank_weight > 0:
             hi_i, lo_i = (torch.tensor(ix, device=pred.device) for ix in zip(*rank_idx))
-            loss = loss + rank_weight * torch.relu(margin - (pred[hi_i] - pred[lo_i])).mean()
+            w = torch.tensor([pair_weight[g] for g in batch if len(g) == 2], device=pred.device)
+            loss = loss + rank_weight * (w * torch.relu(margin - (pred[hi_i] - pred[lo_i]))).sum() / w.sum()
         optim.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -301,14 +316,14 @@ def train_iqs(
             entry = {"step": step, "epoch": round(step / steps_per_epoch, 2), "loss": round(loss.item(), 4),
                      **_validate(model, valid, valid_pairs, precision)}
             history.append(entry)
-            tqdm.write(json.dumps(entry))
+            tqdm.write(json.dumps(entry), file=sys.stderr)
             if entry["valid_pairwise_accuracy"] > best["valid_pairwise_accuracy"]:
                 best = {**entry, "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
     model.load_state_dict(best.pop("state"))
     seconds = time.perf_counter() - start
     record = {"encoder": encoder, "labels": str(labels_csv), "valid": str(valid_csv), "best": best, "history": history,
               "settings": {"epochs": epochs, "batch_pairs": batch_pairs, "lr": lr, "head_lr": head_lr, "rank_weight": rank_weight,
-                           "margin": margin, "precision": precision, "seed": seed, "max_rows": max_rows}}
+                           "margin": margin, "length_balance": length_balance, "precision": precision, "seed": seed, "max_rows": max_rows}}
     out = Path(out_dir)
     _save_dir(model.cpu(), out, record)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())

@@ -8,8 +8,11 @@ verdict-token probabilities when read. Two template kinds (see prompts/):
 - ``scores`` (judge_pair_score*.txt, judge_reference.txt): each answer 1-10, two numbers on the first line. With
   a prefill (a trailing <<assistant>> turn, local backends) the judge reads the expected first score from the
   first-token probabilities over "1".."9" (a "1" counts as 10 when the judge wrote 10), then, in a second
-  forward pass with that score written into the prefill, the expected second score. Without a prefill, or
-  when the digits carry too little probability, the reply text is parsed.
+  forward pass with the score the judge wrote (else the rounded expectation) put into the prefill, the expected
+  second score. A prefill may hold ``{first}``: the first pass stops there, the second continues with the
+  score and the rest of the prefill (judge_pair_score_prefill.txt: "Assistant 1: {first}\nAssistant 2: ");
+  without it the second pass appends the score and a space. Without a prefill, or when the digits carry too
+  little probability, the reply text is parsed.
 - ``verdict`` (judge_mt_bench*.txt, the template mentions "[[A]]"): the probabilities of A/B/C after a "[["
   prefill give the verdict (arg max); otherwise the text's [[A]]/[[B]]/[[C]] is parsed.
 
@@ -35,6 +38,7 @@ ORDERS = ("ab", "ba")
 VERDICT_TOKENS = ("A", "B", "C")
 DIGITS = tuple(str(d) for d in range(1, 10))
 REFERENCE_ARM = "reference"
+FIRST = "{first}"  # in a scores template's prefill: where the first pass stops
 GEN_COLUMNS = ("test_set", "item_id", "instruction", "input", "output")
 
 
@@ -99,7 +103,7 @@ def pair_items(gen_a: pd.DataFrame, gen_b: pd.DataFrame, arm_a: str, arm_b: str,
                           "category": merged["category"] if "category" in merged else None,
                           "reference": None})
     if tests is not None:
-        extra = tests.assign(item_id=tests["id"].astype(str))[key + ["category", "reference"]]
+        extra = tests.assign(item_id=tests["id"].astype(str)).reindex(columns=key + ["category", "reference"])
         items = items.drop(columns=["category", "reference"]).merge(extra, on=key, how="left")
     return items
 
@@ -133,26 +137,36 @@ def _read_verdict(reply: ChatReply, prefill: str, min_mass: float, tie_margin: f
     return _read_text(prefill + reply.text, "verdict", tie_margin)
 
 
-def _first_digit_values(text: str) -> list[float]:
-    """Values of "1".."9" as the first digit of a score; "1" means 10 when the judge wrote 10 first."""
-    pair = parse_scores(text)
-    return [10.0 if d == "1" and pair and pair[0] == 10 else float(d) for d in DIGITS]
+def _digit_values(written: float | None) -> list[float]:
+    """Values of the first digit "1".."9" of a score; "1" means 10 when the judge wrote 10 there."""
+    return [10.0 if d == "1" and written == 10 else float(d) for d in DIGITS]
 
 
-def _score_requests(requests: list[ChatRequest], replies: list[ChatReply], firsts: list[float | None]
-                    ) -> list[ChatRequest]:
+def _written(request: ChatRequest, reply: ChatReply, which: int) -> float | None:
+    pair = parse_scores(prefill_of(request.messages) + reply.text)
+    return pair[which] if pair else None
+
+
+def _second_suffix(template: Template) -> str:
+    """What follows the first score in the second pass's prefill ("\nAssistant 2: " or " ")."""
+    prefill = prefill_of(template.render())
+    return prefill.split(FIRST, 1)[1] if FIRST in prefill else " "
+
+
+def _score_requests(requests: list[ChatRequest], replies: list[ChatReply], firsts: list[float],
+                    suffix: str) -> list[ChatRequest]:
     """Second-pass requests: the prefill extended by the first score, one forward pass each."""
     out = []
     for req, reply, first in zip(requests, replies, firsts):
-        written = parse_scores(prefill_of(req.messages) + reply.text)
-        value = written[0] if written else round(first or 0)
-        messages = req.messages[:-1] + (("assistant", f"{prefill_of(req.messages)}{value:g} "),)
+        written = _written(req, reply, 0)
+        value = written if written is not None else round(first)
+        messages = req.messages[:-1] + (("assistant", f"{prefill_of(req.messages)}{value:g}{suffix}"),)
         out.append(ChatRequest(messages=messages, max_tokens=0, temperature=req.temperature,
                                score_tokens=DIGITS))
     return out
 
 
-def _read_scores(requests: list[ChatRequest], replies: list[ChatReply], backend: Backend,
+def _read_scores(requests: list[ChatRequest], replies: list[ChatReply], template: Template, backend: Backend,
                  cache: RequestCache | None, min_mass: float, tie_margin: float) -> tuple[list[Reading], RunStats]:
     readings: list[Reading | None] = [None] * len(replies)
     firsts: dict[int, float] = {}
@@ -161,7 +175,7 @@ def _read_scores(requests: list[ChatRequest], replies: list[ChatReply], backend:
         if reply.status != "ok":
             readings[i] = Reading(Parsed(None, None, None), "", "error")
             continue
-        got = _expected(reply.token_probs, DIGITS, _first_digit_values(prefill + reply.text), min_mass) \
+        got = _expected(reply.token_probs, DIGITS, _digit_values(_written(req, reply, 0)), min_mass) \
             if prefill and req.score_tokens else None
         if got is None:
             readings[i] = _read_text(prefill + reply.text, "scores", tie_margin)
@@ -171,11 +185,11 @@ def _read_scores(requests: list[ChatRequest], replies: list[ChatReply], backend:
     todo = sorted(firsts)
     if todo:
         second_reqs = _score_requests([requests[i] for i in todo], [replies[i] for i in todo],
-                                      [firsts[i] for i in todo])
+                                      [firsts[i] for i in todo], _second_suffix(template))
         second, stats = run_requests(backend, second_reqs, cache, desc="judge (second score)")
         stats.rows = 0
         for i, reply in zip(todo, second):
-            got = _expected(reply.token_probs, DIGITS, [float(d) for d in DIGITS], min_mass) \
+            got = _expected(reply.token_probs, DIGITS, _digit_values(_written(requests[i], replies[i], 1)), min_mass) \
                 if reply.status == "ok" else None
             if got is None:  # second digit unreadable: fall back to the written reply
                 readings[i] = _read_text(prefill_of(requests[i].messages) + replies[i].text, "scores", tie_margin)
@@ -192,11 +206,14 @@ def build_requests(items: pd.DataFrame, template: Template, order: str, max_toke
     requests = []
     for row in items.itertuples(index=False):
         first, second = (row.output_a, row.output_b) if order == "ab" else (row.output_b, row.output_a)
-        if needs_ref and (row.reference is None or (isinstance(row.reference, float) and math.isnan(row.reference))):
+        reference = "" if pd.isna(row.reference) else str(row.reference)
+        if needs_ref and not reference:
             raise DataError(f"{template.path}: needs a reference answer, none for {row.test_set}/{row.item_id}")
-        messages = template.render(question=row.question, answer_1=first, answer_2=second,
-                                   reference=str(row.reference or ""))
-        tokens = VERDICT_TOKENS if kind == "verdict" else (DIGITS if prefill_of(messages) else ())
+        messages = template.render(question=row.question, answer_1=first, answer_2=second, reference=reference)
+        if FIRST in prefill_of(messages):  # the first pass stops where the first score goes
+            messages = messages[:-1] + (("assistant", prefill_of(messages).split(FIRST, 1)[0]),)
+        # probabilities only right after a prefill: an unprefilled reply may start "Assistant A ..." or "8/10"
+        tokens = (VERDICT_TOKENS if kind == "verdict" else DIGITS) if prefill_of(messages) else ()
         requests.append(ChatRequest(messages=messages, max_tokens=max_tokens, score_tokens=tokens))
     return requests
 
@@ -230,7 +247,7 @@ def judge_pair(gen_a: pd.DataFrame, gen_b: pd.DataFrame, arm_a: str, arm_b: str,
             readings = [_read_verdict(r, prefill_of(q.messages), min_prob_mass, tie_margin)
                         for q, r in zip(requests, replies)]
         else:
-            readings, extra = _read_scores(requests, replies, backend, cache, min_prob_mass, tie_margin)
+            readings, extra = _read_scores(requests, replies, template, backend, cache, min_prob_mass, tie_margin)
             stats.add(extra)
         total.add(stats)
         cols = [_to_model_terms(r, order) for r in readings]

@@ -2,9 +2,9 @@
 
     python -m ift_select.launch train --selection data/selected/full.parquet --base models/base --out models/full
     # params.yaml train.launcher: accelerate  ->  re-runs itself as
-    # python -m accelerate.commands.launch --config_file configs/accelerate/<cfg>.yaml -m ift_select.launch train ...
+    # python -m accelerate.commands.launch --config_file configs/accelerate/<cfg>.yaml .../ift_select/launch.py train ...
 
-A stage script does the same for itself with ``relaunch_if_needed(params.train)`` as its first statement:
+A stage script does the same for itself with ``relaunch_if_needed(__file__, sys.argv[1:])`` first:
 under ``launcher: accelerate`` the parent process runs the script again under ``accelerate launch`` and exits
 with its status; the relaunched processes (marked by ``IFT_SELECT_LAUNCHED``) run the work.
 """
@@ -15,6 +15,7 @@ import argparse
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from ift_select.config import TrainParams
@@ -48,12 +49,17 @@ def launched() -> bool:
     return bool(os.environ.get(MARKER) or os.environ.get("ACCELERATE_MIXED_PRECISION") or os.environ.get("LOCAL_RANK"))
 
 
-def relaunch_if_needed(params: TrainParams, target: list[str] | None = None) -> None:
-    """Under ``launcher: accelerate``, run ``target`` (default: this script and its arguments) under
-    ``accelerate launch`` and exit with its status. Returns at once when nothing needs relaunching."""
+def relaunch_if_needed(script: str, args: Sequence[str], params: TrainParams | None = None) -> None:
+    """Under ``train.launcher: accelerate``, run ``script args...`` under ``accelerate launch`` and exit with its
+    status. Returns at once under ``launcher: python`` or inside a launched process. ``params`` defaults to
+    the ``train`` section of ./params.yaml."""
+    if params is None:
+        from ift_select.config import load_params
+
+        params = load_params().train
     if params.launcher == "python" or launched():
         return
-    command = build_command(target or [sys.argv[0], *sys.argv[1:]], params)
+    command = build_command([script, *args], params)
     print("launch: " + " ".join(command), file=sys.stderr, flush=True)
     sys.exit(subprocess.run(command, env={**os.environ, MARKER: "1"}).returncode)
 
@@ -68,10 +74,10 @@ def _train(args: argparse.Namespace, argv: list[str]) -> None:
 
     try:
         params = load_params(args.params)
-        relaunch_if_needed(params.train, ["-m", "ift_select.launch", *argv])
+        relaunch_if_needed(__file__, argv, params.train)
         from accelerate import PartialState
 
-        metrics = train(pd.read_parquet(args.selection), args.base, Path(args.out), params.train, params.seed)
+        metrics = train(pd.read_parquet(args.selection), args.base, Path(args.out), params.train, params.train.seed)
     except IftSelectError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)

@@ -1,31 +1,43 @@
 """lineage.json: which pool, scores, selection, base model and recipe produced a trained model.
 
-Every file in the chain is recorded with its md5 (DVC's file hash), so ``verify`` can tell when any of them
-no longer matches what trained the model.
+Every file in the chain is recorded with the hash DVC records for it in dvc.lock (``ift_select.dvcinfo.
+dvc_hash``: md5 of a file, ``<md5>.dir`` of a directory), so ``verify`` can tell when any of them no longer
+matches what trained the model, and the hashes can be compared with dvc.lock and with the MLflow datasets'
+digests. The train stage logs the record to MLflow too (artifact ``lineage.json`` of its run, plus tags
+``lineage.<link>.md5``), so the chain can also be read from a run id: ``load_from_run``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ift_select.config import Params
+from ift_select.dvcinfo import dvc_hash
 from ift_select.errors import IftSelectError
-from ift_select.io import md5_file, md5_path
-from ift_select.tracking import git_commit
+from ift_select.tracking import EXP_TAG, KIND_TAG, LINEAGE_ARTIFACT, source_commit
 
 POOL = Path("data/prepared/pool.parquet")
 SCORES = Path("data/scores/scores.parquet")
 BASE = Path("models/base")
-FILE_KEYS = ("pool", "scores", "selection", "base_model")
+# Chain order: the first mismatch `verify` reports is the earliest broken link.
+CHECKS = (("pool source", "pool", "source", "source_md5"), ("pool", "pool", "path", "md5"),
+          ("grader prompt", "scores", "prompt", "prompt_md5"), ("scores", "scores", "path", "md5"),
+          ("selection", "selection", "path", "md5"), ("base model", "base_model", "path", "md5"))
 
 
 def _file_record(path: Path, **extra: Any) -> dict[str, Any]:
-    return {"path": path.as_posix(), "md5": md5_path(path), **extra}
+    return {"path": path.as_posix(), "md5": dvc_hash(path), **extra}
+
+
+def _md5_if_file(path: str | None) -> str | None:
+    return dvc_hash(path) if path and Path(path).is_file() else None
 
 
 def build(arm: str, params: Params, selection_path: Path, train_metrics: dict[str, Any]) -> dict[str, Any]:
@@ -33,7 +45,7 @@ def build(arm: str, params: Params, selection_path: Path, train_metrics: dict[st
     record: dict[str, Any] = {
         "arm": arm,
         "pool": _file_record(POOL, rows=len(pd.read_parquet(POOL, columns=["id"])), source=params.data.pool,
-                             source_md5=md5_file(params.data.pool) if Path(params.data.pool).is_file() else None),
+                             source_md5=_md5_if_file(params.data.pool)),
         "selection": _file_record(selection_path, rows=len(selection), arm=arm, tau=params.tau, n1=params.n1,
                                   n2=params.n2, seed=params.seed,
                                   method={"alpagasus": f"score >= {params.tau}",
@@ -43,14 +55,15 @@ def build(arm: str, params: Params, selection_path: Path, train_metrics: dict[st
         "base_model": _file_record(BASE, **_base_source()),
         "train": dataclasses.asdict(params.train),
         "train_metrics": {k: train_metrics.get(k) for k in ("rows", "steps", "final_loss", "effective_batch")},
-        "git_commit": git_commit(),
+        "git_commit": source_commit(),
+        "dvc_exp_name": os.environ.get("DVC_EXP_NAME") or None,
     }
     if SCORES.exists() and arm != "full":
         scores = pd.read_parquet(SCORES, columns=["scorer"])
-        record["scores"] = _file_record(SCORES, scorer=str(scores["scorer"].iloc[0]) if len(scores) else None,
+        record["scores"] = _file_record(SCORES, rows=len(scores),
+                                        scorer=str(scores["scorer"].iloc[0]) if len(scores) else None,
                                         grader_model=params.score.model, prompt=params.score.prompt,
-                                        prompt_md5=md5_file(params.score.prompt)
-                                        if Path(params.score.prompt).is_file() else None)
+                                        prompt_md5=_md5_if_file(params.score.prompt))
     return record
 
 
@@ -63,41 +76,94 @@ def load(model_dir: str | Path) -> dict[str, Any]:
     path = Path(model_dir) / "lineage.json"
     if not path.exists():
         raise IftSelectError(f"{path}: no lineage record (was this model written by the train stage?)")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise IftSelectError(f"{path}: not a lineage record ({exc})") from None
+
+
+def load_from_run(run_id: str, tracking_uri: str) -> list[tuple[str, dict[str, Any]]]:
+    """The lineage records of MLflow run ``run_id``: a train stage's run gives its own; an experiment's
+    parent run gives those of every train run nested under it. Returns ``[(run label, record)]``."""
+    import logging
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    mlflow.set_tracking_uri(tracking_uri)
+    client = mlflow.MlflowClient()
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as exc:
+        raise IftSelectError(f"MLflow run {run_id}: not found in {tracking_uri} "
+                             f"({str(exc).splitlines()[0]})") from None
+    runs = [run]
+    if run.data.tags.get(KIND_TAG) == "experiment":
+        runs = mlflow.search_runs(experiment_ids=[run.info.experiment_id], output_format="list",
+                                  filter_string=f"tags.`mlflow.parentRunId` = '{run_id}'")
+        runs = sorted((r for r in runs if "lineage.arm" in r.data.tags), key=lambda r: r.data.tags["lineage.arm"])
+        if not runs:
+            raise IftSelectError(f"MLflow run {run_id} ({run.info.run_name}): no train stage ran in this "
+                                 "experiment, so it has no lineage (see the experiment it was derived from)")
+    records = []
+    for r in runs:
+        if "lineage.arm" not in r.data.tags:
+            raise IftSelectError(f"MLflow run {r.info.run_id} ({r.info.run_name}): no lineage record "
+                                 "(only train stage runs and experiment runs have one)")
+        with tempfile.TemporaryDirectory(prefix="ift-lineage-") as tmp:
+            try:
+                local = client.download_artifacts(r.info.run_id, LINEAGE_ARTIFACT, tmp)
+                record = json.loads(Path(local).read_text(encoding="utf-8"))
+            except (MlflowException, OSError, ValueError) as exc:
+                raise IftSelectError(f"MLflow run {r.info.run_id}: cannot read artifact {LINEAGE_ARTIFACT} "
+                                     f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        label = f"run {r.info.run_id} ({r.info.run_name}, experiment {r.data.tags.get(EXP_TAG, '?')})"
+        records.append((label, record))
+    return records
 
 
 def verify(record: dict[str, Any], root: Path = Path(".")) -> list[str]:
     """Mismatches, in chain order: 'scores: data/scores/scores.parquet md5 abc != recorded def'."""
     problems = []
-    for key in FILE_KEYS:
+    for label, key, path_field, hash_field in CHECKS:
         entry = record.get(key)
-        if not entry:
+        if not isinstance(entry, dict) or not entry.get(hash_field) or not entry.get(path_field):
             continue
-        path = root / entry["path"]
+        shown = entry[path_field]
+        path = Path(shown) if Path(shown).is_absolute() else root / shown
         if not path.exists():
-            problems.append(f"{key}: {entry['path']} is missing")
+            problems.append(f"{label}: {shown} is missing (recorded md5 {entry[hash_field]})")
             continue
-        actual = md5_path(path)
-        if actual != entry["md5"]:
-            problems.append(f"{key}: {entry['path']} md5 {actual} != recorded {entry['md5']}")
+        actual = dvc_hash(path)
+        if actual != entry[hash_field]:
+            problems.append(f"{label}: {shown} md5 {actual} != recorded {entry[hash_field]}")
     return problems
 
 
 def describe(record: dict[str, Any]) -> str:
     """The chain pool -> scores -> selection -> model, one line per link."""
-    lines = [f"model {record['arm']} (git {str(record.get('git_commit', ''))[:10]})"]
-    pool = record["pool"]
-    lines.append(f"  pool       {pool['path']} md5 {pool['md5']} rows {pool['rows']} from {pool.get('source')}")
-    if "scores" in record:
+    exp = f", experiment {record['dvc_exp_name']}" if record.get("dvc_exp_name") else ""
+    lines = [f"model {record.get('arm')} (git {str(record.get('git_commit', ''))[:10]}{exp})"]
+    pool = record.get("pool") or {}
+    lines.append(f"  pool       {pool.get('path')} md5 {pool.get('md5')} rows {pool.get('rows')} "
+                 f"from {pool.get('source')} (md5 {pool.get('source_md5')})")
+    if record.get("scores"):
         sc = record["scores"]
-        lines.append(f"  scores     {sc['path']} md5 {sc['md5']} scorer {sc.get('scorer')}")
-    sel = record["selection"]
-    lines.append(f"  selection  {sel['path']} md5 {sel['md5']} rows {sel['rows']} ({sel.get('method')}; "
+        lines.append(f"  scores     {sc.get('path')} md5 {sc.get('md5')} rows {sc.get('rows')} "
+                     f"grader {sc.get('grader_model')} prompt {sc.get('prompt')} (md5 {sc.get('prompt_md5')}) "
+                     f"scorer {sc.get('scorer')}")
+    sel = record.get("selection") or {}
+    lines.append(f"  selection  {sel.get('path')} md5 {sel.get('md5')} rows {sel.get('rows')} ({sel.get('method')}; "
                  f"tau={sel.get('tau')} n1={sel.get('n1')} n2={sel.get('n2')} seed={sel.get('seed')})")
-    base = record["base_model"]
+    base = record.get("base_model") or {}
     lines.append(f"  base model {base.get('spec')} ({base.get('kind')}, source {base.get('source_hash')}) "
-                 f"-> {base['path']} md5 {base['md5']}")
-    tr = record.get("train", {})
+                 f"-> {base.get('path')} md5 {base.get('md5')}")
+    tr = record.get("train") or {}
     lines.append(f"  train      epochs={tr.get('epochs')} lr={tr.get('lr')} batch={tr.get('batch_size')} "
-                 f"accum={tr.get('grad_accum')} max_length={tr.get('max_length')} lora={tr.get('lora', {}).get('enabled')}")
+                 f"accum={tr.get('grad_accum')} max_length={tr.get('max_length')} seed={tr.get('seed')} "
+                 f"lora={(tr.get('lora') or {}).get('enabled')}")
+    tm = record.get("train_metrics") or {}
+    if tm:
+        lines.append(f"  trained    rows={tm.get('rows')} steps={tm.get('steps')} final_loss={tm.get('final_loss')}")
     return "\n".join(lines)

@@ -39,12 +39,9 @@ Batch = list[int]  # row indices
 
 
 def encode_rows(tokenizer: Any, frame: pd.DataFrame, max_length: int) -> tuple[list[list[int]], list[list[int]]]:
-    ids, labels = [], []
-    for row in frame.itertuples(index=False):
-        i, lab = encode_example(tokenizer, row.instruction, getattr(row, "input", ""), row.output, max_length)
-        ids.append(i)
-        labels.append(lab)
-    return ids, labels
+    pairs = [encode_example(tokenizer, row.instruction, getattr(row, "input", ""), row.output, max_length)
+             for row in frame.itertuples(index=False)]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
 def plan_batches(lengths: Sequence[int], batch_size: int, seed: int, group_by_length: bool) -> list[Batch]:
@@ -101,16 +98,26 @@ def microbatch_plan(lengths: Sequence[int], params: TrainParams, seed: int, per_
     return plan[: total * per_step], total
 
 
+def _validate(params: TrainParams) -> None:
+    import importlib.util
+
+    from transformers import SchedulerType
+
+    if min(params.batch_size, params.grad_accum) < 1 or params.max_length < 2 or params.epochs <= 0:
+        raise ConfigError("train.batch_size, train.grad_accum and train.epochs must be positive, train.max_length >= 2")
+    if params.scheduler not in {s.value for s in SchedulerType}:
+        raise ConfigError(f"train.scheduler: {params.scheduler!r} is not a transformers schedule (cosine, linear, ...)")
+    if params.lora.enabled and params.lora.qlora and (
+            importlib.util.find_spec("bitsandbytes") is None or not torch.cuda.is_available()):
+        raise ConfigError("train.lora.qlora: QLoRA needs CUDA and the bitsandbytes package; "
+                          "set train.lora.qlora: false (plain LoRA) on this machine")
+
+
 def _load_model(base_dir: str, params: TrainParams, local_index: int) -> Any:
     from transformers import AutoModelForCausalLM
 
     kwargs: dict[str, Any] = {"dtype": torch.float32}
     if params.lora.enabled and params.lora.qlora:
-        import importlib.util
-
-        if importlib.util.find_spec("bitsandbytes") is None or not torch.cuda.is_available():
-            raise ConfigError("train.lora.qlora: QLoRA needs CUDA and the bitsandbytes package; "
-                              "set train.lora.qlora: false (plain LoRA) on this machine")
         from transformers import BitsAndBytesConfig
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
@@ -216,9 +223,10 @@ def train(selection: pd.DataFrame, base_dir: str, out_dir: Path, params: TrainPa
     from transformers import get_scheduler
 
     started = time.perf_counter()
-    for column in ("instruction", "output", "id"):
-        if column not in selection.columns:
-            raise DataError(f"training selection: missing column {column!r}")
+    _validate(params)
+    missing = [c for c in ("instruction", "output", "id") if c not in selection.columns]
+    if missing:
+        raise DataError(f"training selection: missing column(s) {', '.join(missing)}")
     if selection.empty:
         raise DataError("training selection is empty: nothing to train on (check the select stage's settings)")
     out_dir = Path(out_dir)

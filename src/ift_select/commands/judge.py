@@ -126,6 +126,8 @@ def _judge(a: Path | None, b: Path | None, out: Path | None, tests: Path | None,
 def agreement(
     human: Path = typer.Option(..., "--human", help="PandaLM's testset-v1.json (999 human-annotated pairs)."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Judge only the first N pairs (quick runs)."),
+    sample: int | None = typer.Option(None, "--sample", min=1, help="Judge a seeded random N pairs instead."),
+    seed: int = typer.Option(0, "--seed", help="Seed of --sample."),
     out: Path | None = typer.Option(None, "--out", help="Also write the figures here (JSON)."),
     backend: str | None = BACKEND, model: str | None = MODEL, base_url: str | None = BASE_URL,
     api_key_env: str | None = API_KEY_ENV, prompt: str | None = PROMPT, concurrency: int | None = CONCURRENCY,
@@ -141,7 +143,8 @@ def agreement(
                               api_key_env=api_key_env, prompt=prompt, concurrency=concurrency,
                               max_cost_usd=max_cost, batch_size=batch_size, max_new_tokens=max_new_tokens)
     backend_obj, template, cache = _run_setup(judge, params, no_cache)
-    result = measure_agreement(human, backend_obj, template, cache, limit=limit, max_tokens=judge.max_new_tokens)
+    result = measure_agreement(human, backend_obj, template, cache, limit=limit, sample=sample, seed=seed,
+                               max_tokens=judge.max_new_tokens)
     typer.echo(f"judge {result['judge']}: agreement {result['agreement']} (kappa {result['kappa']}) on "
                f"{result['n']} pairs; non-tie pairs {result['agreement_non_tie']} vs longer-wins baseline "
                f"{result['baseline_longer']}; GPT-3.5 {(result['gpt35'] or {}).get('agreement')}")

@@ -6,8 +6,9 @@ batch (/v1/batches, 24 h window), poll it, download the output and error files a
 (``pricing.batch_discount``).
 
 Resumable: each batch is recorded in a sidecar JSON (default ``<cache dir>/openai_batches.json``; the CLI keeps
-it beside its cache) under the hash of its request set, with the request ids. A rerun of the same work finds
-the batch (also when part of its replies were already cached) and collects it instead of paying again.
+it beside its cache) under the hash of its request set, with the request ids. A rerun first collects every
+recorded batch that holds some of its requests (running, or completed but not yet all cached), and submits
+only the rest; lines that failed inside a completed batch are submitted anew.
 ``max_wait_s`` bounds one run's wait: requests of a batch still running are left unanswered (the runner marks
 them "not sent") and the batch id is listed in ``pending``; rerun later to collect them.
 """
@@ -21,6 +22,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import openai
 
 from ift_select.io import write_json
 from ift_select.llm.base import ChatReply, ChatRequest, OnReply
@@ -40,16 +43,10 @@ class BatchState:
         self.entries: dict[str, dict[str, Any]] = (
             json.loads(self.path.read_text(encoding="utf-8")) if self.path.exists() else {})
 
-    def find(self, key: str, ids: Sequence[str]) -> tuple[str, dict[str, Any] | None]:
-        """(key, entry) of the batch for this request set, or of one that holds all of these requests
-        (a rerun after part of its replies were cached); entry None when there is none."""
-        if key in self.entries:
-            return key, self.entries[key]
-        wanted = set(ids)
-        for other, entry in self.entries.items():
-            if wanted <= set(entry["ids"]) - set(entry.get("failed_ids", ())):
-                return other, entry
-        return key, None
+    @staticmethod
+    def answerable(entry: dict[str, Any]) -> set[str]:
+        """Requests this batch holds a reply for, or will (its failed lines are sent anew)."""
+        return set(entry["ids"]) - set(entry.get("failed_ids", ()))
 
     def put(self, key: str, entry: dict[str, Any]) -> None:
         self.entries[key] = entry
@@ -74,54 +71,58 @@ class BatchBackend(OpenAIEndpoint):
         return request_key(self.identity(), request)[:32]
 
     def complete(self, requests: Sequence[ChatRequest], on_reply: OnReply) -> None:
-        import openai
-
+        """Collect what earlier runs' batches hold, submit the rest in batches of at most ``max_requests``."""
         by_id: dict[str, list[int]] = {}
         for j, request in enumerate(requests):
             by_id.setdefault(self.custom_id(request), []).append(j)
-        ids = sorted(by_id)
-        with openai.OpenAI(**self.client_options()) as client:
+        todo = {cid: requests[js[0]] for cid, js in by_id.items()}  # identical requests are sent once
+
+        def deliver(replies: dict[str, ChatReply]) -> None:
+            for cid, reply in replies.items():
+                for j in by_id[cid]:
+                    on_reply(j, reply)
+
+        # batch admin calls (upload, create, poll) may use the SDK's own retries: nothing else retries them
+        with openai.OpenAI(**{**self.client_options(), "max_retries": self.retry.max_retries}) as client:
+            for key, entry in list(self.state.entries.items()):
+                mine = {cid: todo.pop(cid) for cid in self.state.answerable(entry) & todo.keys()}
+                if mine:
+                    replies = self._finish(client, key, entry, mine, reserved=0.0)
+                    if replies is None:  # the provider no longer knows this batch: send these anew
+                        todo.update(mine)
+                    else:
+                        deliver(replies)
+            ids = sorted(todo)
             for start in range(0, len(ids), self.max_requests):
-                chunk = ids[start:start + self.max_requests]
-                reqs = {cid: requests[by_id[cid][0]] for cid in chunk}
-                replies = self._run_chunk(client, reqs)
-                if replies is None:
+                chunk = {cid: todo[cid] for cid in ids[start:start + self.max_requests]}
+                reserved = self.ledger.reserve(list(chunk.values()))
+                if reserved is None:
                     break  # over budget: this chunk and the rest are not sent
-                for cid, reply in replies.items():
-                    for j in by_id[cid]:
-                        on_reply(j, reply)
+                key, entry = self._submit(client, chunk)
+                deliver(self._finish(client, key, entry, chunk, reserved) or {})
 
-    def _run_chunk(self, client: Any, reqs: dict[str, ChatRequest]) -> dict[str, ChatReply] | None:
-        import openai
-
-        key, entry = self.state.find(hashlib.sha256("\n".join([self.model, *reqs]).encode()).hexdigest(), list(reqs))
-        reserved = 0.0
-        batch = None
-        if entry is not None:
-            try:
-                batch = self._wait(client, entry["batch_id"])
-            except openai.NotFoundError:  # deleted at the provider: submit anew
-                self.state.drop(key)
-        if batch is None:
-            reserved_or_none = self.ledger.reserve(list(reqs.values()))
-            if reserved_or_none is None:
-                return None
-            reserved = reserved_or_none
-            entry = self._submit(client, key, reqs)
+    def _finish(self, client: Any, key: str, entry: dict[str, Any], reqs: dict[str, ChatRequest],
+                reserved: float) -> dict[str, ChatReply] | None:
+        """Wait for a batch and read the replies to ``reqs`` from it; {} while it still runs, None when the
+        provider no longer has it."""
+        try:
             batch = self._wait(client, entry["batch_id"])
-        assert entry is not None
+        except openai.NotFoundError:
+            self.state.drop(key)
+            return None
         replies = self._collect(client, batch, reqs) if batch.status in FINAL else {}
         if batch.status not in FINAL:
             self.pending.append(batch.id)
         elif batch.status == "completed":
-            failed = [cid for cid, r in replies.items() if r.status != "ok"]  # a rerun sends these anew
+            failed = sorted(set(entry.get("failed_ids", ())) | {c for c, r in replies.items() if r.status != "ok"})
             self.state.put(key, {**entry, "status": "completed", "failed_ids": failed})
         else:  # failed / expired / cancelled: what finished is kept; a rerun submits the rest anew
             self.state.drop(key)
         self.ledger.settle(reserved, list(replies.values()))
         return replies
 
-    def _submit(self, client: Any, key: str, reqs: dict[str, ChatRequest]) -> dict[str, Any]:
+    def _submit(self, client: Any, reqs: dict[str, ChatRequest]) -> tuple[str, dict[str, Any]]:
+        key = hashlib.sha256("\n".join([self.model, *reqs]).encode()).hexdigest()
         lines = [json.dumps({"custom_id": cid, "method": "POST", "url": ENDPOINT, "body": self.body(r)},
                             ensure_ascii=False) for cid, r in reqs.items()]
         upload = client.files.create(file=("requests.jsonl", ("\n".join(lines) + "\n").encode("utf-8"),
@@ -132,7 +133,7 @@ class BatchBackend(OpenAIEndpoint):
                  "requests": len(reqs), "created": time.time()}
         self.state.put(key, entry)
         print(f"openai batch {batch.id}: {len(reqs)} requests submitted", file=sys.stderr)
-        return entry
+        return key, entry
 
     def _wait(self, client: Any, batch_id: str) -> Any:
         start = time.monotonic()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import math
 import os
 import random
@@ -37,6 +38,11 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import openai
+
+try:
+    import httpx2 as httpx  # the transport of openai SDKs >= 3
+except ImportError:  # earlier SDKs
+    import httpx  # type: ignore[no-redef]
 
 from ift_select.errors import ConfigError
 from ift_select.llm import register
@@ -89,6 +95,7 @@ def public_url(url: str | None) -> str | None:
         return url
     parts = urlsplit(url)
     host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host  # IPv6
     netloc = f"{host}:{parts.port}" if parts.port else host
     query = [(k, v) for k, v in parse_qsl(parts.query) if not any(s in k.lower() for s in _SECRET_QUERY)]
     return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), ""))
@@ -104,9 +111,12 @@ def first_token_probs(logprobs: Any, score_tokens: Sequence[str]) -> dict[str, f
         return None
     probs = dict.fromkeys(score_tokens, 0.0)
     for item in top:
-        token = str(item.get("token", "")).strip()
+        try:
+            token, logprob = str(item["token"]).strip(), float(item["logprob"])
+        except (TypeError, KeyError, ValueError):
+            continue
         if token in probs:
-            probs[token] += math.exp(float(item.get("logprob", -math.inf)))
+            probs[token] += math.exp(logprob)
     return probs
 
 
@@ -151,7 +161,7 @@ class OpenAIEndpoint:
 
     def scrub(self, text: str, limit: int = 300) -> str:
         key = os.environ.get(self.api_key_env or "")
-        if key:
+        if key and len(key) >= 6:  # shorter "keys" (EMPTY, x) are placeholders for local servers
             text = text.replace(key, "***")
         return text if len(text) <= limit else text[:limit] + "..."
 
@@ -208,12 +218,7 @@ class OpenAIBackend(OpenAIEndpoint):
         if concurrency < 1:
             raise ConfigError(f"openai.concurrency: {concurrency} must be at least 1")
         self.concurrency = concurrency
-        self.fatal: str | None = None
-        try:
-            import httpx2 as httpx
-        except ImportError:  # openai SDKs before httpx2
-            import httpx  # type: ignore[no-redef]
-        self._httpx: Any = httpx
+        self.fatal: str | None = None  # set by 401/403/404: the endpoint refuses this run
 
     def complete(self, requests: Sequence[ChatRequest], on_reply: OnReply) -> None:
         """Answer ``requests`` on an event loop of our own; ``on_reply`` runs on that loop's thread."""
@@ -244,7 +249,7 @@ class OpenAIBackend(OpenAIEndpoint):
     def _http_client(self) -> Any:
         """The SDK's aiohttp transport when aiohttp is installed (measured: ~25% less CPU per request than its
         default httpx transport, which is what limits throughput at short latencies on a small CPU)."""
-        limits = self._httpx.Limits(max_connections=max(100, self.concurrency), max_keepalive_connections=self.concurrency)
+        limits = httpx.Limits(max_connections=max(100, self.concurrency), max_keepalive_connections=self.concurrency)
         try:
             return openai.DefaultAioHttpClient(limits=limits)
         except (AttributeError, RuntimeError):  # aiohttp missing
@@ -259,8 +264,8 @@ class OpenAIBackend(OpenAIEndpoint):
             try:
                 # the SDK's documented generic POST: its auth, errors and timeouts, without the per-call params
                 # validation of chat.completions.create (measured: half the client CPU per request)
-                response = await client.post("/chat/completions", body=body, cast_to=self._httpx.Response)
-                reply = self.read(response.json(), request)
+                response = await client.post("/chat/completions", body=body, cast_to=httpx.Response)
+                reply = self.read(json.loads(response.content), request)
                 reply.extra["attempts"] = attempts
                 return reply
             except openai.APIStatusError as exc:

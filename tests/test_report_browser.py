@@ -1,0 +1,41 @@
+"""Open the HTML report in headless Chromium (Debian package `chromium`) and check every plot rendered."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+from test_report import make_inputs
+
+from ift_select.reporting import build_report
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+# Added to a copy of the page: after load, write each <img>'s naturalWidth (-1: not complete) into the DOM.
+PROBE = """<script>window.addEventListener('load', () => {
+  const imgs = [...document.images];
+  const out = document.createElement('pre'); out.id = 'img-probe';
+  out.textContent = JSON.stringify(imgs.map(i => i.complete ? i.naturalWidth : -1));
+  document.body.appendChild(out);
+});</script>"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
+def test_plots_render_in_headless_chromium(tmp_path):
+    build_report(make_inputs(tmp_path), tmp_path / "reports")
+    page = (tmp_path / "reports/report.html").read_text(encoding="utf-8")
+    expected = page.count("<img ")
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000",
+           "--dump-dom", probe.as_uri()]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    match = re.search(r'<pre id="img-probe">([^<]*)</pre>', done.stdout)
+    assert match, f"no probe output (exit {done.returncode}): {done.stderr[-500:]}"
+    widths = json.loads(match.group(1))
+    assert expected == 5 and len(widths) == expected
+    assert all(w > 0 for w in widths), widths
