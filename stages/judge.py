@@ -7,6 +7,8 @@ Writes data/judgments/<pair>.parquet and metrics/judge_<pair>.json (win/tie/lose
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from ift_select import stage
 from ift_select.config import Params
 from ift_select.errors import ConfigError
@@ -27,10 +29,12 @@ def main(params: Params) -> dict:
     pair = params.judge.pairs[PAIR]
     gen_a = read_parquet(f"data/generations/{pair.a}.parquet")
     gen_b = read_parquet(f"data/generations/{pair.b}.parquet")
+    tests = pd.concat([pd.read_parquet(t) for t in sorted(Path("data/prepared/tests").glob("*.parquet"))],
+                      ignore_index=True)
     backend = backend_for(params.judge, params.pricing)
     cache = RequestCache(cache_dir() / "requests.sqlite")
     judgments, stats = judge_pair(gen_a, gen_b, pair.a, pair.b, backend, load_template(params.judge.prompt), cache,
-                                  max_tokens=params.judge.max_new_tokens)
+                                  tests=tests, max_tokens=params.judge.max_new_tokens)
     write_parquet(Path(f"data/judgments/{PAIR}.parquet"), judgments)
     summary = summarize(judgments, bootstrap=params.report.bootstrap, ci=params.report.ci, seed=params.seed)
     return {"pair": PAIR, "a": pair.a, "b": pair.b, "judge": backend.name, "prompt": params.judge.prompt,

@@ -26,8 +26,8 @@ def main(params: Params) -> dict:
     # The columns `dvc exp show` compares experiments on (params tau/n1/n2/base_model come from params.yaml):
     # selection sizes and costs from the stages' metrics, beside the report's WS per pair and test set.
     figures = experiment_metrics(params=params)
-    summary.setdefault("selected", {k.split(".", 1)[1]: int(v) for k, v in figures.items() if k.startswith("selected.")})
-    summary.setdefault("cost", {k.split(".", 1)[1]: v for k, v in figures.items() if k.startswith("cost.")})
+    summary.setdefault("selected", {k[9:]: int(v) for k, v in figures.items() if k.startswith("selected.")})
+    summary.setdefault("cost", {k[5:]: v for k, v in figures.items() if k.startswith("cost.")})
     return summary
 
 

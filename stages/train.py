@@ -20,6 +20,7 @@ def main(params: Params) -> dict:
     selection_path = Path(f"data/selected/{ARM}.parquet")
     out = Path(f"models/{ARM}")
     metrics = train(read_parquet(selection_path), "models/base", out, params.train, params.train.seed)
+    metrics.pop("losses", None)  # per-step losses: too long for a metrics file (final_loss summarises them)
     if out.exists():  # only the main process writes the model
         write_json(out / "lineage.json", lineage.build(ARM, params, selection_path, metrics))
     return metrics

@@ -144,8 +144,7 @@ def cache_rows(root: Path) -> int:
         return 0
     try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1) as db:
-            table = db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchone()[0]
-            return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+            return int(db.execute("SELECT COUNT(*) FROM replies").fetchone()[0])
     except sqlite3.Error:
         return 0
 

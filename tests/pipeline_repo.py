@@ -21,7 +21,8 @@ def tiny_params(pool_rows: int = 36, test_items: int = 6) -> dict:
     params.update(tau=0.0, n1=6, n2=1, base_model=TINY)
     params["data"].update(pool="data/tiny/pool.jsonl", test_sets={"tiny": {"path": "data/tiny/test.jsonl",
                                                                            "format": "auto"}})
-    params["score"].update(model=TINY, batch_size=8, max_new_tokens=4, max_length=384)
+    # min_prob_mass 0: a random model puts almost no mass on "0".."5"; renormalised, it still ranks rows.
+    params["score"].update(model=TINY, batch_size=8, max_new_tokens=4, max_length=384, min_prob_mass=0.0)
     params["judge"].update(model=TINY, batch_size=8, max_new_tokens=4, max_length=384)
     params["train"].update(epochs=1, batch_size=4, max_length=64, checkpoint_steps=1000)
     params["generate"].update(batch_size=8, max_new_tokens=6)

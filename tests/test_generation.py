@@ -47,11 +47,12 @@ def test_alpaca_prompt_variants_and_braces():
     assert (prompts_dir() / "alpaca_input.txt").is_file()
 
 
-@pytest.mark.parametrize("precision", ["fp32", "auto"])
-def test_batched_and_one_at_a_time_greedy_agree(spiky, precision):
+def test_batched_and_one_at_a_time_greedy_agree(spiky):
+    """fp32: left padding, masks and positions must not change a greedy answer (bf16 kernels round differently
+    for different batch shapes, so bf16 answers may diverge; see bench/generate.py)."""
     test = items(10)
-    batched = generate(spiky, test, GenerateParams(batch_size=5, max_new_tokens=12, precision=precision), seed=0)
-    single = generate(spiky, test, GenerateParams(batch_size=1, max_new_tokens=12, precision=precision), seed=0)
+    batched = generate(spiky, test, GenerateParams(batch_size=5, max_new_tokens=12, precision="fp32"), seed=0)
+    single = generate(spiky, test, GenerateParams(batch_size=1, max_new_tokens=12, precision="fp32"), seed=0)
     assert list(batched.columns) == COLUMNS
     assert batched["item_id"].tolist() == test["id"].tolist()  # the items' order, not the length order
     assert batched["test_set"].tolist() == test["test_set"].tolist()

@@ -4,15 +4,17 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
-import sys
 
 import mlflow
 import pandas as pd
 import pytest
 import yaml
+from typer.testing import CliRunner
 
-from audit_repo import ARMS, baseline, copy_repo, env, lock_md5
+from audit_repo import ARMS, baseline, copy_repo, lock_md5
+from ift_select.cli import app
 
 pytestmark = pytest.mark.slow
 
@@ -24,8 +26,15 @@ def repo(tmp_path_factory):
 
 
 def lineage(root, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ift_select.cli", "lineage", *args], cwd=root, env=env(root),
-                          capture_output=True, text=True, timeout=300)
+    """`ift-select lineage ...` run in ``root`` (in-process: the same typer app, without a Python start-up)."""
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        result = CliRunner().invoke(app, ["lineage", *args])
+    finally:
+        os.chdir(cwd)
+    return subprocess.CompletedProcess(["ift-select", "lineage", *args], result.exit_code, result.stdout,
+                                       result.stderr)
 
 
 def last_json(stdout: str) -> dict:

@@ -27,7 +27,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from audit_repo import (baseline, cache_rows, copy_repo, dvc, env, kill_stage_when, lock_md5, temp_leftovers)
+from audit_repo import (PAIR, baseline, cache_rows, copy_repo, dvc, kill_stage_when, lock_md5, server,
+                        temp_leftovers)
 from ift_select.cli import app
 from ift_select.dvcinfo import dvc_hash
 
@@ -356,3 +357,132 @@ def test_full_output_directory_is_a_clear_error(workdir):
     finally:
         if mounted:
             subprocess.run(["umount", str(prepared)], check=True)
+
+
+# --- SIGKILL during score, train, generate and judge -------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    root, _ = baseline(tmp_path_factory)
+    return root
+
+
+def _copy(pipeline, tmp_path) -> Path:
+    return copy_repo(pipeline, tmp_path / "repo")
+
+
+def _metrics(root: Path, stage: str) -> dict:
+    return json.loads((root / f"metrics/{stage}.json").read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage,out,requests", [("score", "data/scores/scores.parquet", 36),
+                                                (f"judge@{PAIR}", f"data/judgments/{PAIR}.parquet", None)])
+def test_sigkill_during_a_paid_stage_resumes_from_the_cache(pipeline, tmp_path, stage, out, requests):
+    """Kill the grader/judge halfway (replies partly cached), rerun: only the missing requests are sent,
+    and the output equals the uninterrupted run's."""
+    root = _copy(pipeline, tmp_path)
+    (root / ".ift-cache" / "requests.sqlite").unlink()  # nothing paid yet
+    for extra in ("-wal", "-shm"):
+        (root / ".ift-cache" / f"requests.sqlite{extra}").unlink(missing_ok=True)
+    srv = server()
+    srv.latency = 0.4
+    start_total = srv.total
+    script = "score.py" if stage == "score" else "judge.py"
+    try:
+        killed = kill_stage_when(root, stage, script, lambda: cache_rows(root) >= 4, args=("-f", "-s"))
+        cached = cache_rows(root)
+        assert killed.returncode != 0 and not (root / out).exists(), killed.stdout[-2000:]
+        total = requests or _metrics(pipeline, f"judge_{PAIR}")["rows"]
+        assert 4 <= cached < total, "the kill was not midway"
+        sent_before = srv.total
+        srv.latency = 0.02
+        resumed = dvc(root, "repro", stage)
+        assert f"Running stage '{stage}'" in resumed.stdout
+    finally:
+        srv.latency = 0.02
+    name = "score" if stage == "score" else f"judge_{PAIR}"
+    figures = _metrics(root, name)
+    assert figures["cache_hits"] >= cached and figures["requests"] == figures["rows"] - figures["cache_hits"]
+    assert srv.total - sent_before == figures["requests"]
+    assert srv.total - start_total <= total + 4  # at most the `concurrency` requests in flight are sent twice
+    assert dvc_hash(root / out) == lock_md5(pipeline, stage, out)  # identical to the uninterrupted run
+
+
+@pytest.mark.slow
+def test_sigkill_during_training_resumes_from_the_checkpoint(pipeline, tmp_path):
+    root = _copy(pipeline, tmp_path)
+    latest = root / "models/.full.ckpt/latest.json"
+    killed = kill_stage_when(root, "train@full", "train.py", latest.exists, args=("-f", "-s"))
+    assert killed.returncode != 0 and not (root / "models/full").exists()
+    step = json.loads(latest.read_text())["step"]
+    dvc(root, "repro", "train@full")
+    assert _metrics(root, "train_full")["resumed_from_step"] == step > 0
+    # identical to the uninterrupted run's: every file, and the lineage record but for the commit it ran at
+    before, after = pipeline / "models/full", root / "models/full"
+    assert sorted(p.name for p in after.iterdir()) == sorted(p.name for p in before.iterdir())
+    for path in before.iterdir():
+        if path.name != "lineage.json":
+            assert dvc_hash(after / path.name) == dvc_hash(path), path.name
+    records = [json.loads((d / "lineage.json").read_text()) for d in (before, after)]
+    for record in records:
+        record.pop("git_commit")
+    assert records[0] == records[1]
+    assert not (root / "models/.full.ckpt").exists()
+
+
+@pytest.mark.slow
+def test_sigkill_during_generation_then_rerun_gives_the_same_answers(pipeline, tmp_path):
+    root = _copy(pipeline, tmp_path)
+    started: list[float] = []
+
+    def midway() -> bool:  # the model is loading or generating
+        started.append(time.monotonic())
+        return started[-1] - started[0] > 3
+
+    killed = kill_stage_when(root, "generate@full", "generate.py", midway, args=("-f", "-s"))
+    assert killed.returncode != 0 and not (root / "data/generations/full.parquet").exists()
+    dvc(root, "repro", "generate@full")
+    out = "data/generations/full.parquet"
+    assert dvc_hash(root / out) == lock_md5(pipeline, "generate@full", out)
+
+
+# --- queued experiments ------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_queued_experiments_both_complete_and_are_tracked(pipeline, tmp_path):
+    root = _copy(pipeline, tmp_path)
+    for ci in ("0.9", "0.8"):
+        dvc(root, "exp", "run", "--queue", "-S", f"report.ci={ci}")
+    dvc(root, "queue", "start", "-j", "2")
+    deadline = time.monotonic() + 900
+    try:
+        while time.monotonic() < deadline:
+            status = dvc(root, "queue", "status").stdout
+            if status.count("Success") == 2 or "Failed" in status:
+                break
+            time.sleep(2)
+    finally:
+        dvc(root, "queue", "stop", "--kill", check=False)
+    assert status.count("Success") == 2, status + dvc(root, "queue", "logs", "--help", check=False).stdout
+    table = json.loads(dvc(root, "exp", "show", "--json").stdout)
+    exps = {exp["name"]: exp["revs"][0]["data"] for base in table for exp in (base.get("experiments") or [])}
+    assert len(exps) == 2
+    assert sorted(d["params"]["params.yaml"]["data"]["report"]["ci"] for d in exps.values()) == [0.8, 0.9]
+
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    for name in exps:
+        (parent,) = mlflow.search_runs(experiment_names=["ift-select"], output_format="list",
+                                       filter_string=f"tags.`ift_select.exp` = '{name}' and "
+                                                     "tags.`ift_select.kind` = 'experiment'")
+        assert parent.info.run_name == name
+        stages = {r.info.run_name: r for r in mlflow.search_runs(
+            experiment_names=["ift-select"], output_format="list",
+            filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")}
+        assert set(stages) == {f"judge@{PAIR}", "report"}
+        judge = stages[f"judge@{PAIR}"].data.metrics
+        assert judge["requests"] == 0 and judge["cache_hits"] > 0  # the shared cache: nothing paid twice
+        assert parent.data.metrics["cost.total_usd"] > 0
+    assert not list((root / ".dvc/tmp").rglob("mlflow.db"))

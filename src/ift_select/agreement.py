@@ -12,6 +12,8 @@ paper's two-order rule (win -> 1, lose -> 2, tie -> 0), and the result is compar
   baseline on the same pairs (``baseline_longer``: the longer response by characters; equal lengths predict
   nothing and count as misses: 599/894 = 67.0% on the full file. The 67.2% quoted in issue 6 is 601/894 and
   comes from sending equal lengths (7 pairs) to response2; that variant is ``baseline_longer_ties_to_2``).
+- ``agreement_non_tie_prob_avg`` (judges that report verdict probabilities): on the same non-tie pairs, the
+  label from the probabilities averaged over both orders, the reading behind issue 6's "49.5%" calibration.
 - ``gpt35`` / ``pandalm7b``: the bundled judgments' agreement on the same pairs (read with this project's
   verdict parser: "garbage" is unparsed and counts as a miss).
 
@@ -152,6 +154,16 @@ def judge_labels(judgments: pd.DataFrame, human: pd.DataFrame) -> pd.Series:
     return pd.Series([_OUTCOME_LABEL.get(items.get(str(i), "incomplete")) for i in human["idx"]], dtype=object)
 
 
+def prob_average_labels(judgments: pd.DataFrame, human: pd.DataFrame) -> pd.Series | None:
+    """1 or 2 by the judge's verdict probabilities averaged over both orders (None without probabilities):
+    a softer reading than the two-order rule, which turns a position-following judge into ties."""
+    if "prob_a" not in judgments or judgments["prob_a"].notna().sum() == 0:
+        return None
+    mean = judgments.groupby("item_id")[["prob_a", "prob_b"]].mean()
+    labels = {i: (1 if r.prob_a > r.prob_b else 2) for i, r in mean.dropna().iterrows()}
+    return pd.Series([labels.get(str(i)) for i in human["idx"]], dtype=object)
+
+
 def measure_agreement(human_path: str | Path, backend: Backend, template: Template,
                       cache: RequestCache | None, limit: int | None = None, sample: int | None = None,
                       seed: int = 0, **judge_kwargs: Any) -> dict[str, Any]:
@@ -175,6 +187,10 @@ def measure_agreement(human_path: str | Path, backend: Backend, template: Templa
         "coerced_booleans": coerced, "limit": limit, "sample": sample, **stats.to_dict(),
     }
     result["baseline"] = result["baseline_longer"]  # the figure to beat, beside agreement_non_tie
+    averaged = prob_average_labels(judgments, human)
+    if averaged is not None:  # non-tie pairs only: this reading never says "tie"
+        non_tie = (human["majority"] != 0).to_numpy()
+        result["agreement_non_tie_prob_avg"] = score_labels(human[non_tie], averaged[non_tie])["agreement"]
     data_dir = Path(human_path).parent
     for which in _BUNDLED:
         result[which] = bundled_agreement(human, data_dir, which)

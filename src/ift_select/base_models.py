@@ -22,6 +22,7 @@ SMOLLM2 = "smollm2-135m-instruct"
 GEMMA3 = "gemma3-270m"
 TINY = "tiny-random-llama"  # a few-MB Llama built from a config with SmolLM2's tokenizer: tests and smoke runs
 ALIASES = (SMOLLM2, GEMMA3, TINY)
+CONVERSION_VERSION = "v2"  # bump when _convert_gguf changes what it writes
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,8 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     # save_pretrained refuses GGUF-loaded models: rebuild from the config and copy the weights.
     config = loaded.config
     config.architectures = [type(loaded).__name__]
+    if hasattr(config, "quantization_config"):  # the weights are dequantised: saved models must not claim gguf
+        del config.quantization_config
     model = AutoModelForCausalLM.from_config(config)
     model.load_state_dict(loaded.state_dict())
     model.save_pretrained(out)
@@ -144,7 +147,7 @@ def model_dir(spec: str) -> str:
     gguf = gemma3_gguf() if spec == GEMMA3 else source.path
     assert gguf is not None
     digest = md5_file(gguf)[:12]
-    return str(_cached_build(f"{gguf.stem}-{digest}", lambda out: _convert_gguf(gguf, out)))
+    return str(_cached_build(f"{gguf.stem}-{digest}-{CONVERSION_VERSION}", lambda out: _convert_gguf(gguf, out)))
 
 
 def source_hash(spec: str) -> str:

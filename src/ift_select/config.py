@@ -147,7 +147,7 @@ class JudgePair:
 class JudgeParams:
     backend: Literal["local", "openai"] = "local"
     model: str = "smollm2-135m-instruct"
-    prompt: str = "prompts/judge_pair_score.txt"
+    prompt: str = "prompts/judge_mt_bench_prefill.txt"
     batch_size: int = 8
     max_new_tokens: int = 24
     precision: Precision = "auto"

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ift_select.config import TrainParams
-from ift_select.errors import ConfigError
+from ift_select.errors import ConfigError, IftSelectError
 from ift_select.paths import repo_root
 
 MARKER = "IFT_SELECT_LAUNCHED"
@@ -69,7 +69,6 @@ def _train(args: argparse.Namespace, argv: list[str]) -> None:
 
     from ift_select.cli_util import emit
     from ift_select.config import load_params
-    from ift_select.errors import IftSelectError
     from ift_select.training import train
 
     try:

@@ -230,6 +230,8 @@ def _agreement(agreement: dict[str, Any] | None, judge_name: str) -> tuple[list[
         for ref, name in REFERENCE.items():
             if (agreement.get(ref) or {}).get(key) is not None:
                 rows.append((name, label, agreement[ref][key]))
+    if agreement.get("agreement_non_tie_prob_avg") is not None:
+        rows.append(("configured judge, probabilities averaged", "non-tie pairs", agreement["agreement_non_tie_prob_avg"]))
     if agreement.get("baseline_longer") is not None:
         rows.append(("longer response wins", "non-tie pairs", agreement["baseline_longer"]))
     scope = f"a seeded sample of {agreement['sample']} pairs" if agreement.get("sample") else \

@@ -28,6 +28,8 @@ def run(name: str, fn: StageFn, stage_params: Callable[[Params], dict] | None = 
     try:
         params = load_params()
         metrics = fn(params)
+        if int(os.environ.get("RANK", "0")) != 0:  # under accelerate launch, only the main process records
+            return
         metrics["seconds"] = round(time.perf_counter() - start, 2)
         write_json(metrics_path or METRICS_DIR / f"{name}.json", metrics)
         from ift_select import tracking

@@ -147,7 +147,9 @@ def make_optimizer(model: Any, params: TrainParams) -> torch.optim.Optimizer:
 
 
 def _fingerprint(frame: pd.DataFrame, base_dir: str, params: TrainParams, seed: int, processes: int) -> str:
-    record = {"ids": hashlib.sha256("\n".join(map(str, frame["id"])).encode()).hexdigest(), "base": str(base_dir),
+    """What a checkpoint must match to be resumed: rows, base model files (name, size, mtime), params, seed."""
+    base = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in Path(base_dir).glob("*") if p.is_file())
+    record = {"ids": hashlib.sha256("\n".join(map(str, frame["id"])).encode()).hexdigest(), "base": [base_dir, base],
               "params": dataclasses.asdict(params), "seed": seed, "processes": processes}
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -195,8 +197,9 @@ def _save_output(accelerator: Any, model: Any, tokenizer: Any, base_dir: str, ou
                     merged.to(dtype).save_pretrained(tmp)
                     shutil.rmtree(adapter)
             else:
-                unwrapped.config.dtype = params.save_dtype
                 unwrapped.save_pretrained(tmp, state_dict={k: v.to(dtype) for k, v in state.items()})
+                unwrapped.config.dtype = params.save_dtype  # save_pretrained records the live (fp32) dtype
+                unwrapped.config.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
             tmp.chmod(0o755)
             if out_dir.exists():
@@ -316,7 +319,7 @@ def train(selection: pd.DataFrame, base_dir: str, out_dir: Path, params: TrainPa
                "tokens": real, "padding_fraction": round(1 - real / slots, 4), "effective_batch": effective,
                "seconds": round(time.perf_counter() - started, 3),
                "tokens_per_s": round(run_tokens / loop_seconds, 1) if loop_seconds > 0 else None,
-               "devices": procs, "device": accelerator.device.type, "distributed": str(accelerator.distributed_type),
+               "devices": procs, "device": accelerator.device.type, "distributed": accelerator.distributed_type.value,
                "accelerate_launch": "ACCELERATE_MIXED_PRECISION" in os.environ,
                "mixed_precision": accelerator.mixed_precision,
                "resumed_from_step": start, "losses": [round(x, 5) for x in losses]}

@@ -23,6 +23,7 @@ def train(
     max_length: int = typer.Option(384, min=8, help="tokens per text (longer texts are cut at the end)"),
     rank_weight: float = typer.Option(1.0, min=0.0, help="weight of the margin ranking term (0: MSE only)"),
     margin: float = typer.Option(0.5, min=0.0),
+    length_balance: bool = typer.Option(False, help="weigh pairs whose revised response is not longer as much as the rest"),
     precision: str = typer.Option("auto", help="auto | bf16 | fp32"),
     seed: int = typer.Option(42),
     max_rows: int | None = typer.Option(None, min=2, help="use only the first N rows of each CSV (smoke runs)"),
@@ -32,7 +33,7 @@ def train(
 
     return train_iqs(
         labels, valid, encoder, out, epochs=epochs, batch_pairs=batch_pairs, lr=lr, head_lr=head_lr,
-        max_length=max_length, rank_weight=rank_weight, margin=margin, precision=precision, seed=seed, max_rows=max_rows,
+        max_length=max_length, rank_weight=rank_weight, margin=margin, length_balance=length_balance, precision=precision, seed=seed, max_rows=max_rows,
     )
 
 
