@@ -57,3 +57,25 @@ def test_local_grader_scores_every_row_and_caches(tmp_path):
     again, stats2 = score_pool(pool, backend, template, cache, max_tokens=4)
     assert stats2.requests == 0 and stats2.cache_hits >= 3
     pd.testing.assert_series_equal(scores["score"], again["score"])
+
+
+def test_extra_grader_settings_override_the_primary():
+    from ift_select.config import ScoreParams
+
+    primary = ScoreParams(backend="openai", model="gpt-4o-mini",
+                          graders={"helpfulness": {"dimension": "helpfulness"},
+                                   "other": {"model": "claude-compatible", "openai": {"base_url": "http://h/v1"}}})
+    helpful = primary.grader("helpfulness")
+    assert (helpful.dimension, helpful.model, helpful.backend) == ("helpfulness", "gpt-4o-mini", "openai")
+    other = primary.grader("other")
+    assert other.openai.base_url == "http://h/v1" and other.openai.api_key_env == "OPENAI_API_KEY"
+
+
+def test_extra_grader_columns_join_by_id():
+    from ift_select.scoring import GRADER_COLUMNS, with_grader_columns
+
+    base = pd.DataFrame({"id": ["a", "b"], **{c: [1, 2] for c in GRADER_COLUMNS}})
+    extra = pd.DataFrame({"id": ["b", "a"], **{c: [20, 10] for c in GRADER_COLUMNS}})
+    merged = with_grader_columns(base, extra, "helpfulness")
+    assert list(merged["score_helpfulness"]) == [10, 20]
+    assert list(merged["score"]) == [1, 2]

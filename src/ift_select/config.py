@@ -29,6 +29,10 @@ class OpenAISettings:
     temperature: float = 0.0
     max_cost_usd: float | None = None
     batch_api: bool = False
+    top_logprobs: int = 20
+    prefill: Literal["drop", "send", "continue"] = "drop"  # what to do with a prompt's trailing assistant turn
+    poll_s: float = 30.0  # batch API: seconds between polls
+    max_wait_s: float | None = None  # batch API: stop waiting (resumable) after this long
 
 
 @dataclass
@@ -60,6 +64,16 @@ class ScoreParams:
     max_length: int = 768
     iqs_model: str | None = None
     openai: OpenAISettings = field(default_factory=OpenAISettings)
+    # Extra graders: {name: {any score.* key to override}}; each adds columns score_<name>, status_<name>, ...
+    graders: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def grader(self, name: str) -> ScoreParams:
+        """The settings of extra grader ``name``: the primary grader's, overridden by ``graders[name]``."""
+        base = dataclasses.asdict(self)
+        base.pop("graders")
+        overrides = self.graders[name]
+        merged = {**base, **overrides, "openai": {**base["openai"], **overrides.get("openai", {})}}
+        return build(ScoreParams, merged, f"score.graders.{name}")
 
 
 @dataclass

@@ -147,3 +147,12 @@ def summarize(scores: pd.DataFrame, stats: RunStats) -> dict:
         "by_method": {k: int(v) for k, v in scores["method"].value_counts().items() if k},
         "mean_score": round(float(ok.mean()), 4) if len(ok) else None,
     }
+
+
+GRADER_COLUMNS = ("score", "status", "method", "raw", "scorer", "tokens_in", "tokens_out", "cost_usd")
+
+
+def with_grader_columns(scores: pd.DataFrame, extra: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Add another grader's columns to ``scores`` as ``<column>_<name>`` (score_helpfulness, ...), by id."""
+    renamed = extra[["id", *GRADER_COLUMNS]].rename(columns={c: f"{c}_{name}" for c in GRADER_COLUMNS})
+    return scores.merge(renamed, on="id", how="left", validate="one_to_one")

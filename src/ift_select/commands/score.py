@@ -73,8 +73,8 @@ def score(
     """Grade every row of a pool 0-5; the last stdout line is JSON (rows, scored, unparsed, errors, requests,
     cache_hits, tokens_in, tokens_out, cost_usd, seconds). Exits 2 when max_cost stopped the run, 1 when the
     endpoint refused it (401/403/404); what finished is written and cached either way."""
-    from ift_select.llm import RequestCache, make_backend
-    from ift_select.llm.factory import backend_for
+    from ift_select.llm import RequestCache
+    from ift_select.llm.factory import backend_for, run_outcome
     from ift_select.prompts import load_template
     from ift_select.scoring import score_pool, summarize
 
@@ -88,11 +88,7 @@ def score(
         backend=backend.value if backend else None, model=model, prompt=prompt, dimension=dimension,
         max_new_tokens=max_tokens).items() if v is not None})
     cache_path = cache or cache_dir() / "requests.sqlite"
-    if p.backend == "openai":
-        grader = make_backend("openai", model=p.model, pricing=params.pricing,
-                              batch_state=str(cache_path) + ".batches.json", **dataclasses.asdict(oa))
-    else:
-        grader = backend_for(p, params.pricing)
+    grader = backend_for(p, params.pricing, cache_path)
     template = load_template(p.prompt)
     pool = _pool(input, params, max_rows)
     store = RequestCache(cache_path)
@@ -103,24 +99,13 @@ def score(
         store.close()
     write_parquet(out, scores)
     result = {**summarize(scores, stats), "out": str(out), "grader": grader.name, "prompt": p.prompt}
-    ledger = getattr(grader, "ledger", None)
-    stopped = ledger.stopped if ledger is not None else None
-    if ledger is not None:
-        result["budget"] = ledger.summary()
-    if getattr(grader, "pending", None):
-        result["pending_batches"] = list(grader.pending)
+    info, problem = run_outcome(grader)
+    result.update(info)
     result["seconds"] = round(time.perf_counter() - start, 3)
-    fatal = getattr(grader, "fatal", None)
-    if fatal:
-        result["fatal_error"] = fatal
     emit(result)
-    if fatal:
-        print(f"error: {grader.name} refused the run ({fatal}); check --base-url, --model and the key in "
-              f"${oa.api_key_env}", file=sys.stderr)
-        raise typer.Exit(1)
-    if stopped is not None:
-        print(f"error: budget: {stopped}", file=sys.stderr)
-        raise typer.Exit(2)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        raise typer.Exit(2 if problem.startswith("budget") else 1)
 
 
 def _filler(tokens: int) -> str:
