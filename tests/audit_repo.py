@@ -6,6 +6,8 @@ experiment changes."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import secrets
 import shutil
@@ -15,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from fake_openai import FakeOpenAI
 from pipeline_repo import make_repo, pipeline_env, run, tiny_params
@@ -27,10 +30,24 @@ GITIGNORE = "/mlflow.db\n/mlflow.db-*\n/mlartifacts/\n/.ift-cache/\n__pycache__/
 _STATE: dict[str, object] = {}
 
 
+class AuditServer(FakeOpenAI):
+    """The fake API, answering pairwise judge prompts as the AlpaGasus judge prompt asks ("<a> <b>\n..."),
+    with scores that depend only on the request, so every judged item is complete and WS is a number."""
+
+    def completion(self, body: dict[str, Any], *args: Any, **kwargs: Any) -> tuple[int, Any, dict[str, str]]:
+        status, reply, headers = super().completion(body, *args, **kwargs)
+        if status == 200 and isinstance(reply, dict) and "Assistant 2" in json.dumps(body.get("messages")):
+            digest = int(hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest(), 16)
+            reply["choices"][0]["message"]["content"] = (f"{1 + digest % 10} {1 + digest // 10 % 10}\n"
+                                                         "Both answers were compared.")
+            reply["choices"][0].pop("logprobs", None)
+        return status, reply, headers
+
+
 def server() -> FakeOpenAI:
     """The session's loopback OpenAI-compatible server: the grader and the judge of the audit repository."""
     if "server" not in _STATE:
-        srv = FakeOpenAI(latency=0.02)
+        srv = AuditServer(latency=0.02)
         _STATE["url"] = srv.start()
         _STATE["server"] = srv
     return _STATE["server"]  # type: ignore[return-value]
@@ -45,7 +62,8 @@ def audit_params(base_url: str) -> dict:
     api = {"base_url": base_url, "api_key_env": KEY_ENV, "concurrency": 4, "max_retries": 2}
     params["score"].update(backend="openai", model="gpt-4o-mini", prompt="prompts/alpagasus_rating.txt")
     params["score"]["openai"].update(api)
-    params["judge"].update(backend="openai", model="gpt-4o-mini")
+    params["judge"].update(backend="openai", model="gpt-4o-mini", prompt="prompts/judge_pair_score.txt",
+                           max_new_tokens=24)
     params["judge"]["openai"].update(api)
     params["train"]["checkpoint_steps"] = 2  # so that a killed training run has a checkpoint to resume
     return params

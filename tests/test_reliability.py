@@ -27,7 +27,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from audit_repo import (PAIR, baseline, cache_rows, copy_repo, dvc, kill_stage_when, lock_md5, server,
+from audit_repo import (PAIR, baseline, cache_rows, copy_repo, dvc, git, kill_stage_when, lock_md5, server,
                         temp_leftovers)
 from ift_select.cli import app
 from ift_select.dvcinfo import dvc_hash
@@ -359,7 +359,7 @@ def test_full_output_directory_is_a_clear_error(workdir):
             subprocess.run(["umount", str(prepared)], check=True)
 
 
-# --- SIGKILL during score, train, generate and judge -------------------------------------------------------
+# --- the tiny pipeline (tests/audit_repo.py): a bad input under DVC, kills, queued experiments ----------
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
@@ -374,6 +374,34 @@ def _copy(pipeline, tmp_path) -> Path:
 def _metrics(root: Path, stage: str) -> dict:
     return json.loads((root / f"metrics/{stage}.json").read_text())
 
+
+@pytest.mark.slow
+def test_bad_input_under_dvc_repro_changes_nothing_recorded(pipeline, tmp_path):
+    """Through DVC: the stage fails with the one-line cause, dvc.lock keeps the last good run, no output is
+    ever half-written (DVC removes a stage's outputs before running it; `dvc checkout` restores them)."""
+    root = _copy(pipeline, tmp_path)
+    lock_before = (root / "dvc.lock").read_bytes()
+    good = (root / "data/tiny/pool.jsonl").read_bytes()
+    lines = good.decode().splitlines()
+    lines[2] = lines[2][: len(lines[2]) // 2]  # line 3 cut in half
+    (root / "data/tiny/pool.jsonl").write_text("\n".join(lines) + "\n")
+    out = dvc(root, "repro", "prepare", check=False)
+    assert out.returncode != 0
+    assert "error: stage prepare: data/tiny/pool.jsonl:3: malformed JSON" in out.stdout + out.stderr
+    assert (root / "dvc.lock").read_bytes() == lock_before
+    for path in ("data/prepared/pool.parquet", "metrics/prepare.json"):
+        assert not (root / path).exists() or dvc_hash(root / path) == lock_md5(pipeline, "prepare", path)
+    assert not temp_leftovers(root / "data/prepared", root / "metrics")
+    # back to the last good run: cached outputs from DVC's cache, the git-tracked metrics file from git
+    (root / "data/tiny/pool.jsonl").write_bytes(good)
+    dvc(root, "checkout", "prepare")
+    git(root, "checkout", "--", "metrics/prepare.json")
+    pool = "data/prepared/pool.parquet"
+    assert dvc_hash(root / pool) == lock_md5(pipeline, "prepare", pool)
+    assert "didn't change" in dvc(root, "repro", "prepare").stdout
+
+
+# --- SIGKILL during score, train, generate and judge -------------------------------------------------------
 
 @pytest.mark.slow
 @pytest.mark.parametrize("stage,out,requests", [("score", "data/scores/scores.parquet", 36),

@@ -85,14 +85,17 @@ def _param_keys(entries: list[Any] | None) -> list[str]:
 
 
 def stage_names(root: Path = Path(".")) -> list[str]:
-    """Every stage address in dvc.yaml (``prepare``, ``select@alpagasus``, ...)."""
-    dvcyaml, context = _load(root)
-    names = []
-    for name, body in (dvcyaml.get("stages") or {}).items():
-        if isinstance(body, dict) and "foreach" in body:
-            names.extend(f"{name}@{key}" for key in _foreach(body, context))
-        else:
-            names.append(name)
+    """Every stage address in dvc.yaml (``prepare``, ``select@alpagasus``, ...); [] when it cannot be read."""
+    try:
+        dvcyaml, context = _load(root)
+        names = []
+        for name, body in (dvcyaml.get("stages") or {}).items():
+            if isinstance(body, dict) and "foreach" in body:
+                names.extend(f"{name}@{key}" for key in _foreach(body, context))
+            else:
+                names.append(name)
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError):
+        return []
     return names
 
 

@@ -88,6 +88,7 @@ def load_from_run(run_id: str, tracking_uri: str) -> list[tuple[str, dict[str, A
     import logging
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one small file: no bar
     import mlflow
     from mlflow.exceptions import MlflowException
 

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from ift_select.config import Params, flatten
-from ift_select.dvcinfo import StageSpec, current_address, dvc_hash, lock_outs, stage_spec
+from ift_select.dvcinfo import StageSpec, current_address, dvc_hash, lock_outs, stage_names, stage_spec
 from ift_select.paths import cache_dir, default_tracking_uri, repo_root
 
 EXP_TAG = "ift_select.exp"
@@ -404,7 +404,8 @@ def _log_parent(mlflow, parent: str, address: str, params: Params, values: dict[
     merged = {**values, **experiment_metrics(params=params)}
     client.log_batch(parent, metrics=[Metric(k, v, now, 0) for k, v in merged.items()])
     # dvc.lock holds every earlier stage (DVC writes it after each one); this stage's entry there is stale.
-    hashes = {path: md5 for stage, outs in lock_outs().items() if stage != address for path, md5 in outs.items()}
+    current = set(stage_names()) - {address}  # (a stage removed from dvc.yaml may linger in dvc.lock)
+    hashes = {path: md5 for stage, outs in lock_outs().items() if stage in current for path, md5 in outs.items()}
     hashes.update(own_outs)
     client.log_batch(parent, tags=[RunTag(key_name(f"dvc.out.{p}"), m) for p, m in sorted(hashes.items()) if m])
     data = [p for p in hashes if is_dataset(p) and (dataset_name(p) in ("pool", "scores", "tests")
