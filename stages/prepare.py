@@ -11,7 +11,7 @@ from pathlib import Path
 from ift_select import stage
 from ift_select.config import Params
 from ift_select.data import load_pool, load_test_set
-from ift_select.io import write_parquet
+from ift_select.io import atomic_path
 
 OUT = Path("data/prepared")
 
@@ -21,16 +21,21 @@ def main(params: Params) -> dict:
     pool, report = load_pool(d.pool, format=d.format, field_map=d.field_map, on_invalid=d.on_invalid,
                              max_rows=d.max_rows)
     tests = {name: load_test_set(spec.path, name, format=spec.format) for name, spec in d.test_sets.items()}
-    write_parquet(OUT / "pool.parquet", pool)
-    # The test sets are written as one directory so that a removed test set disappears too.
+    # Both outputs are written in full to temporary names first, then swapped in, so a failure leaves the
+    # previous outputs as they were. The test sets are one directory so that a removed test set disappears too.
+    OUT.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".tests.", dir=OUT))
     try:
         for name, (frame, _) in tests.items():
             frame.to_parquet(staging / f"{name}.parquet", index=False)
-        shutil.rmtree(OUT / "tests", ignore_errors=True)
-        staging.rename(OUT / "tests")
+        with atomic_path(OUT / "pool.parquet", suffix=".parquet") as pool_tmp:
+            pool.to_parquet(pool_tmp, index=False)
+            if (OUT / "tests").exists():
+                (OUT / "tests").rename(staging.with_name(staging.name + ".old"))
+            staging.rename(OUT / "tests")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staging.with_name(staging.name + ".old"), ignore_errors=True)
     return {"pool": report.to_dict(), "tests": {name: rep.to_dict() for name, (_, rep) in tests.items()},
             "pool_rows": len(pool), "test_items": sum(len(f) for f, _ in tests.values())}
 

@@ -15,7 +15,7 @@ _EXPS_MARKER = (".dvc", "tmp", "exps")
 def repo_root(start: str | Path | None = None) -> Path:
     """The main repository's root: ``IFT_SELECT_ROOT`` if set, else the nearest dir with .dvc or .git,
     stepping out of DVC's temporary experiment copies."""
-    env = os.environ.get("IFT_SELECT_ROOT")
+    env = os.environ.get("IFT_SELECT_ROOT") or os.environ.get("DVC_ROOT")  # dvc exp run sets DVC_ROOT
     if env:
         return Path(env).resolve()
     here = Path(start or os.getcwd()).resolve()
