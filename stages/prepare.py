@@ -22,20 +22,21 @@ def main(params: Params) -> dict:
                              max_rows=d.max_rows)
     tests = {name: load_test_set(spec.path, name, format=spec.format) for name, spec in d.test_sets.items()}
     # Both outputs are written in full to temporary names first, then swapped in, so a failure leaves the
-    # previous outputs as they were. The test sets are one directory so that a removed test set disappears too.
-    OUT.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tests.", dir=OUT))
-    try:
-        for name, (frame, _) in tests.items():
-            frame.to_parquet(staging / f"{name}.parquet", index=False)
-        with atomic_path(OUT / "pool.parquet", suffix=".parquet") as pool_tmp:
-            pool.to_parquet(pool_tmp, index=False)
+    # previous outputs as they were (and is reported naming pool.parquet). The test sets are one directory so
+    # that a removed test set disappears too.
+    with atomic_path(OUT / "pool.parquet", suffix=".parquet") as pool_tmp:
+        pool.to_parquet(pool_tmp, index=False)
+        staging = Path(tempfile.mkdtemp(prefix=".tests.", dir=OUT))
+        old = staging.with_name(staging.name + ".old")
+        try:
+            for name, (frame, _) in tests.items():
+                frame.to_parquet(staging / f"{name}.parquet", index=False)
             if (OUT / "tests").exists():
-                (OUT / "tests").rename(staging.with_name(staging.name + ".old"))
+                (OUT / "tests").rename(old)
             staging.rename(OUT / "tests")
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.rmtree(staging.with_name(staging.name + ".old"), ignore_errors=True)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(old, ignore_errors=True)
     return {"pool": report.to_dict(), "tests": {name: rep.to_dict() for name, (_, rep) in tests.items()},
             "pool_rows": len(pool), "test_items": sum(len(f) for f, _ in tests.values())}
 

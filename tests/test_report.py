@@ -88,7 +88,7 @@ def test_markdown_names_models_prompts_and_caveats(tmp_path):
     assert "SmolLM2-135M-Instruct" in md and "not meaningful" in md
     assert "local:smollm2-135m-instruct|prompt:0123456789ab" in md.replace("\\|", "|")  # the judge
     assert "prompt:448daeea82da" in md and "a1231443440b" in md  # grader prompt hash, base model source
-    assert "prompts/judge_pair_score.txt" in md and "prompts/alpagasus_rating_prefill.txt" in md
+    assert Params().judge.prompt in md and Params().score.prompt in md  # the configured prompt files
     assert "wrong_answer" in md  # kept/dropped by flaw
     assert "missing.parquet" in md  # a missing input is named, not silently skipped
     assert "![" in md and "figures/ws.png" in md
