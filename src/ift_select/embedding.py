@@ -51,6 +51,16 @@ def model_path(spec: str) -> str:
     return spec
 
 
+def transformer_dir(spec: str) -> str:
+    """The Hugging Face encoder inside a sentence-transformers dir (its Transformer module), else the model path."""
+    path = model_path(spec)
+    modules = Path(path) / "modules.json"
+    for module in json.loads(modules.read_text()) if modules.exists() else []:
+        if module.get("type", "").endswith("Transformer"):
+            return str(Path(path) / module.get("path", ""))
+    return path
+
+
 @functools.lru_cache(maxsize=2)
 def load_model(spec: str) -> SentenceTransformer:
     from sentence_transformers import SentenceTransformer

@@ -18,6 +18,7 @@ revised response, not to spot a rewritten instruction. The checkpoint with the b
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -25,6 +26,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +36,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ift_select.devices import autocast, device
-from ift_select.embedding import MINILM, length_sorted_batches, model_path
+from ift_select.devices import autocast, device, use_bf16
+from ift_select.embedding import MINILM, length_sorted_batches, transformer_dir
 from ift_select.errors import ConfigError, DataError
 
 FORMAT = "ift-select-iqs/1"
@@ -80,17 +82,6 @@ def same_instruction(revised: str, raw: str) -> str:
     """The raw response under the revised row's instruction (CaR's pairs form: ``src + neg``)."""
     i, j = revised.find(RESPONSE), raw.find(RESPONSE)
     return raw if i < 0 or j < 0 else revised[:i] + raw[j:]
-
-
-def encoder_dir(spec: str) -> str:
-    """The Hugging Face encoder inside a sentence-transformers dir (its Transformer module), else ``spec``."""
-    path = model_path(spec)
-    modules = Path(path) / "modules.json"
-    if modules.exists():
-        for module in json.loads(modules.read_text()):
-            if module.get("type", "").endswith("Transformer"):
-                return str(Path(path) / module.get("path", ""))
-    return path
 
 
 class IQSModel(nn.Module):
@@ -251,81 +242,95 @@ def _save_dir(model: IQSModel, out: Path, record: dict[str, Any]) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def train_iqs(
-    labels_csv: str | Path,
-    valid_csv: str | Path,
-    encoder: str = MINILM,
-    out_dir: str | Path = "models/iqs",
-    epochs: float = 3.0,
-    batch_pairs: int = 16,
-    lr: float = 5e-5,
-    head_lr: float = 1e-3,
-    max_length: int = 384,
-    rank_weight: float = 1.0,
-    margin: float = 0.5,
-    evals_per_epoch: int = 2,
-    length_balance: bool = False,
-    precision: str = "auto",
-    seed: int = 42,
-    max_rows: int | None = None,
-) -> dict[str, Any]:
-    """Fine-tune encoder + head (MSE + rank_weight * margin ranking); keep the best-validating checkpoint."""
+@dataclass(frozen=True)
+class TrainSettings:
+    """``ift-select iqs train`` options; invalid values are ConfigErrors naming the option."""
+
+    epochs: float = 3.0
+    batch_pairs: int = 16  # (raw, revised) pairs per step
+    lr: float = 5e-5  # encoder
+    head_lr: float = 1e-3
+    max_length: int = 384  # tokens per text (98.5% of the label texts fit); longer texts lose their end
+    rank_weight: float = 1.0  # 0: CaR's MSE only
+    margin: float = 0.5
+    length_balance: bool = False
+    evals_per_epoch: int = 2
+    precision: str = "auto"
+    seed: int = 42
+    max_rows: int | None = None  # first N rows of each CSV (smoke runs)
+
+    def __post_init__(self) -> None:
+        positive = ("epochs", "batch_pairs", "lr", "head_lr", "max_length", "evals_per_epoch")
+        bad = [n for n in positive if getattr(self, n) <= 0] + [n for n in ("rank_weight", "margin") if getattr(self, n) < 0]
+        if bad:
+            raise ConfigError(f"iqs train: --{bad[0].replace('_', '-')} = {getattr(self, bad[0])} is out of range")
+        use_bf16(self.precision)  # raises on an unknown precision
+
+
+def _lr_schedule(optim: torch.optim.Optimizer, total: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over the first 10% of steps, then linear decay to 0."""
+    warmup = max(1, total // 10)
+    return torch.optim.lr_scheduler.LambdaLR(optim, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
+
+
+def train_iqs(labels_csv: str | Path, valid_csv: str | Path, encoder: str = MINILM, out_dir: str | Path = "models/iqs",
+              settings: TrainSettings | None = None, **overrides: Any) -> dict[str, Any]:
+    """Fine-tune encoder + head (MSE + rank_weight * margin ranking); keep the best-validating checkpoint in
+    ``out_dir``. ``overrides`` replace fields of ``settings``."""
+    cfg = dataclasses.replace(settings or TrainSettings(), **overrides)
     start = time.perf_counter()
     train, valid = read_labels(labels_csv), read_labels(valid_csv)
-    if max_rows is not None:
-        train, valid = train.iloc[:max_rows], valid.iloc[:max_rows]
+    if cfg.max_rows is not None:
+        train, valid = train.iloc[: cfg.max_rows], valid.iloc[: cfg.max_rows]
     pairs, valid_pairs = label_pairs(train), label_pairs(valid)
     if not valid_pairs:
         raise DataError(f"{valid_csv}: no (raw, revised) row pairs to validate on (rows 2i, 2i+1 with different scores)")
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    model = _build(encoder_dir(encoder), max_length).to(device()).train()
-    head_params = list(model.head.parameters())
-    optim = torch.optim.AdamW([{"params": model.encoder.parameters(), "lr": lr}, {"params": head_params, "lr": head_lr}], weight_decay=0.01)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    model = _build(transformer_dir(encoder), cfg.max_length).to(device()).train()
+    optim = torch.optim.AdamW([{"params": model.encoder.parameters(), "lr": cfg.lr},
+                               {"params": model.head.parameters(), "lr": cfg.head_lr}], weight_decay=0.01)
     paired = {i for p in pairs for i in p}
     groups: list[tuple[int, ...]] = [*pairs, *[(i,) for i in range(len(train)) if i not in paired]]
-    steps_per_epoch = math.ceil(len(groups) / batch_pairs)
-    total = max(1, math.ceil(epochs * steps_per_epoch))
-    warmup = max(1, total // 10)
-    sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
-    eval_at = {min(total, math.ceil(steps_per_epoch * e / evals_per_epoch)) for e in range(1, math.ceil(epochs * evals_per_epoch) + 1)} | {total}
+    per_epoch = math.ceil(len(groups) / cfg.batch_pairs)
+    total = max(1, math.ceil(cfg.epochs * per_epoch))
+    sched = _lr_schedule(optim, total)
+    evals = math.ceil(cfg.epochs * cfg.evals_per_epoch)
+    eval_at = {min(total, math.ceil(per_epoch * e / cfg.evals_per_epoch)) for e in range(1, evals + 1)} | {total}
     src, score = train["src"].tolist(), train["score"].tolist()
+    lengths = [max(len(src[i]) for i in group) for group in groups]
+    pair_weight = _pair_weights(pairs, src, cfg.length_balance)
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"valid_pairwise_accuracy": -1.0}
-    lengths = [max(len(src[i]) for i in group) for group in groups]
-    pair_weight = _pair_weights(pairs, src, length_balance)
     queue: list[list[tuple[int, ...]]] = []
     for step in tqdm(range(1, total + 1), desc="iqs train", unit="step"):
-        if not queue:
-            queue = _epoch_batches(groups, lengths, batch_pairs, rng)
+        queue = queue or _epoch_batches(groups, lengths, cfg.batch_pairs, rng)
         batch = queue.pop()
         texts, targets, rank_idx = _batch(batch, src, score)
-        with autocast(precision):
+        with autocast(cfg.precision):
             pred = model(texts)
         loss = nn.functional.mse_loss(pred, torch.tensor(targets, device=pred.device))
-        if rank_idx and rank_weight > 0:
-            hi_i, lo_i = (torch.tensor(ix, device=pred.device) for ix in zip(*rank_idx))
+        if rank_idx and cfg.rank_weight > 0:
+            hi, lo = (torch.tensor(ix, device=pred.device) for ix in zip(*rank_idx))
             w = torch.tensor([pair_weight[g] for g in batch if len(g) == 2], device=pred.device)
-            loss = loss + rank_weight * (w * torch.relu(margin - (pred[hi_i] - pred[lo_i]))).sum() / w.sum()
+            loss = loss + cfg.rank_weight * (w * torch.relu(cfg.margin - (pred[hi] - pred[lo]))).sum() / w.sum()
         optim.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optim.step()
         sched.step()
         if step in eval_at:
-            entry = {"step": step, "epoch": round(step / steps_per_epoch, 2), "loss": round(loss.item(), 4),
-                     **_validate(model, valid, valid_pairs, precision)}
+            entry = {"step": step, "epoch": round(step / per_epoch, 2), "loss": round(loss.item(), 4),
+                     **_validate(model, valid, valid_pairs, cfg.precision)}
             history.append(entry)
             tqdm.write(json.dumps(entry), file=sys.stderr)
             if entry["valid_pairwise_accuracy"] > best["valid_pairwise_accuracy"]:
                 best = {**entry, "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
     model.load_state_dict(best.pop("state"))
     seconds = time.perf_counter() - start
-    record = {"encoder": encoder, "labels": str(labels_csv), "valid": str(valid_csv), "best": best, "history": history,
-              "settings": {"epochs": epochs, "batch_pairs": batch_pairs, "lr": lr, "head_lr": head_lr, "rank_weight": rank_weight,
-                           "margin": margin, "length_balance": length_balance, "precision": precision, "seed": seed, "max_rows": max_rows}}
     out = Path(out_dir)
-    _save_dir(model.cpu(), out, record)
+    _save_dir(model.cpu(), out, {"encoder": encoder, "labels": str(labels_csv), "valid": str(valid_csv), "best": best,
+                                 "history": history, "settings": dataclasses.asdict(cfg)})
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     return {"out": str(out), "train_rows": len(train), "train_pairs": len(pairs), "valid_pairs": len(valid_pairs), "steps": total,
             "train_seconds": round(seconds, 1), "model_mb": round(size / 2**20, 1), **{k: v for k, v in best.items() if k != "loss"}}

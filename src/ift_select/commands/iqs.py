@@ -9,6 +9,9 @@ import typer
 
 from ift_select.cli_util import command
 from ift_select.embedding import MINILM
+from ift_select.iqs import TrainSettings, pairwise_eval, train_iqs
+
+D = TrainSettings()  # the CLI's defaults are the library's
 
 
 def train(
@@ -16,25 +19,24 @@ def train(
     valid: Path = typer.Option(..., help="validation labels CSV, same format; picks the best checkpoint"),
     out: Path = typer.Option(..., help="model directory to write"),
     encoder: str = typer.Option(MINILM, help="sentence-transformers dir, HF encoder dir or hub id"),
-    epochs: float = typer.Option(3.0, min=0.01),
-    batch_pairs: int = typer.Option(16, min=1, help="(raw, revised) pairs per step"),
-    lr: float = typer.Option(5e-5, help="encoder learning rate"),
-    head_lr: float = typer.Option(1e-3, help="regression head learning rate"),
-    max_length: int = typer.Option(384, min=8, help="tokens per text (longer texts are cut at the end)"),
-    rank_weight: float = typer.Option(1.0, min=0.0, help="weight of the margin ranking term (0: MSE only)"),
-    margin: float = typer.Option(0.5, min=0.0),
-    length_balance: bool = typer.Option(False, help="weigh pairs whose revised response is not longer as much as the rest"),
+    epochs: float = typer.Option(D.epochs, min=0.01),
+    batch_pairs: int = typer.Option(D.batch_pairs, min=1, help="(raw, revised) pairs per step"),
+    lr: float = typer.Option(D.lr, help="encoder learning rate"),
+    head_lr: float = typer.Option(D.head_lr, help="regression head learning rate"),
+    max_length: int = typer.Option(D.max_length, min=8, help="tokens per text (longer texts are cut at the end)"),
+    rank_weight: float = typer.Option(D.rank_weight, min=0.0, help="weight of the margin ranking term (0: MSE only)"),
+    margin: float = typer.Option(D.margin, min=0.0),
+    length_balance: bool = typer.Option(D.length_balance, help="weigh pairs whose revised response is not longer as much as the rest"),
     precision: str = typer.Option("auto", help="auto | bf16 | fp32"),
-    seed: int = typer.Option(42),
+    seed: int = typer.Option(D.seed),
     max_rows: int | None = typer.Option(None, min=2, help="use only the first N rows of each CSV (smoke runs)"),
 ) -> dict[str, Any]:
     """Train IQS: MSE regression head on an encoder (+ margin ranking on the known pairs)."""
-    from ift_select.iqs import train_iqs
-
-    return train_iqs(
-        labels, valid, encoder, out, epochs=epochs, batch_pairs=batch_pairs, lr=lr, head_lr=head_lr,
-        max_length=max_length, rank_weight=rank_weight, margin=margin, length_balance=length_balance, precision=precision, seed=seed, max_rows=max_rows,
+    settings = TrainSettings(
+        epochs=epochs, batch_pairs=batch_pairs, lr=lr, head_lr=head_lr, max_length=max_length, rank_weight=rank_weight,
+        margin=margin, length_balance=length_balance, precision=precision, seed=seed, max_rows=max_rows,
     )
+    return train_iqs(labels, valid, encoder, out, settings)
 
 
 def evaluate(
@@ -43,8 +45,6 @@ def evaluate(
     precision: str = typer.Option("auto", help="auto | bf16 | fp32"),
 ) -> dict[str, Any]:
     """Pairwise accuracy of an IQS model: pos must score above neg (overall and where pos is not longer)."""
-    from ift_select.iqs import pairwise_eval
-
     return pairwise_eval(model, pairs, precision)
 
 
