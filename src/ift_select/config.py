@@ -79,7 +79,7 @@ class ScoreParams:
 @dataclass
 class EmbedParams:
     model: str = "all-minilm-l6-v2"
-    batch_size: int = 64
+    batch_size: int = 16
     precision: Precision = "auto"
 
 
