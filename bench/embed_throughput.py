@@ -6,6 +6,11 @@
 The two ways run on interleaved chunks of the same rows, so a neighbour's load on this shared CPU slows both
 alike. Ends with one JSON line: the figures, ``ratio`` (ours / one-at-a-time rows/s; with --full,
 420 s / wall time) and ``goal``.
+
+Measured on this 2-core CPU (bf16 autocast, AVX-512 BF16), shared with other jobs (load ~1-2):
+  2,000 rows: one at a time fp32 52.9 rows/s, ours at batch 16 146.8 rows/s (ratio 2.78; batch 64: 2.08),
+  mean cosine to fp32 0.999986 (min 0.999963). Batches of 8-16 beat 64 on this CPU by ~25-40%.
+  --full --batch-size 16: 52,002 rows in 314.6 s (165 rows/s), peak RSS 1.34 GB.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from ift_select.devices import use_bf16  # noqa: E402
+from ift_select.config import EmbedParams  # noqa: E402
 from ift_select.embedding import MINILM, embed_texts, load_model, row_text  # noqa: E402
 
 ALPACA = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca52k" / "alpaca_data.json"
@@ -92,7 +98,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--full", action="store_true", help="embed every row our way; report wall time and peak memory")
     parser.add_argument("--model", default=MINILM)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=EmbedParams().batch_size, help="default: embed.batch_size")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--chunk", type=int, default=250, help="rows per interleaved chunk")
     args = parser.parse_args()
