@@ -21,6 +21,7 @@ def main(params: Params) -> dict:
         judgments={pair: Path(f"data/judgments/{pair}.parquet") for pair in params.judge.pairs},
         metrics={p.stem: p for p in sorted(Path("metrics").glob("*.json"))},
         params=params,
+        embeddings=Path("data/embeddings"),
     )
     summary = build_report(inputs, OUT)
     # The columns `dvc exp show` compares experiments on (params tau/n1/n2/base_model come from params.yaml):

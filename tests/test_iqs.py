@@ -73,6 +73,20 @@ def test_pairwise_eval_with_a_known_model(tmp_path, monkeypatch) -> None:
     assert out["n_not_longer"] == 3 and out["pairwise_accuracy_not_longer"] == round(1 / 3, 4)
 
 
+def test_batch_ranks_the_revised_text_above_the_raw_response_and_a_redundant_copy() -> None:
+    src = ["Instruction: say hi Response: Hello. How are you?", "Instruction: Say hi. Response: Hi!", "Instruction: x Response: y"]
+    score = [0.0, 1.0, 1.0]
+    weights = {(0, 1): 2.0}
+    b = iqs._batch([(0, 1), (2,)], src, score, weights, redundant=True)
+    assert b.texts[:4] == [src[0], src[1], "Instruction: Say hi. Response: Hello. How are you?", src[2]]
+    assert b.targets == [0.0, 1.0, 0.0, 1.0] and b.weights == [2.0, 2.0, 2.0, 1.0]  # the pair's weight in the MSE
+    (hi, lo), (hi2, lo2) = b.rank
+    assert b.texts[hi] == src[1] and b.texts[lo] == "Instruction: Say hi. Response: Hello. How are you?"
+    assert hi2 == hi and b.texts[lo2] == "Instruction: Say hi. Response: Hi! Hello."  # longer, redundant, ranked lower
+    assert b.rank_weights == [2.0, 2.0]
+    assert len(iqs._batch([(0, 1)], src, score, weights).rank) == 1  # no redundant copy unless asked
+
+
 def test_bad_label_file_names_file_and_line(tmp_path) -> None:
     (tmp_path / "l.csv").write_text("src,score\nInstruction: a Response: b,0\nInstruction: a Response: c,high\n")
     with pytest.raises(DataError, match=r"l\.csv: line 3"):
@@ -91,7 +105,9 @@ def test_train_then_eval_on_a_slice_of_the_real_labels(shared_data, tmp_path) ->
     result = runner.invoke(cli(), args)
     assert result.exit_code == 0, result.output
     trained = json.loads(result.stdout.strip().splitlines()[-1])
-    assert trained["steps"] == 2 and trained["train_pairs"] == 8 and trained["valid_pairs"] == 8
+    # one of the first 8 pairs has the same response before and after revision: it cannot be ranked, and is counted
+    assert trained["train_pairs"] == 7 and trained["identical_pairs_dropped"] == 1 and trained["valid_pairs"] == 8
+    assert trained["steps"] == 2
     assert 0.0 <= trained["valid_pairwise_accuracy"] <= 1.0
     assert (out / "iqs.json").exists() and (out / "head.pt").exists() and (out / "encoder" / "config.json").exists()
     record = json.loads((out / "iqs.json").read_text())

@@ -21,14 +21,22 @@ def make_inputs(root: Path, with_agreement: bool = True) -> ReportInputs:
     rng = np.random.default_rng(0)
     ids = [f"{k:016x}" for k in range(40)]
     flaws = ["" if k % 4 else "wrong_answer" for k in range(40)]
-    pool = pd.DataFrame({"id": ids, "instruction": "q", "input": "", "output": "a", "_flaw": flaws})
+    tasks = ["Write a Python function", "What is 3 + 4?", "Write a poem", "Explain gravity"]
+    pool = pd.DataFrame({"id": ids, "instruction": [tasks[k % 4] for k in range(40)], "input": "", "output": "a",
+                         "_flaw": flaws, "category": [["code", "arithmetic", "writing", "facts"][k % 4]
+                                                      for k in range(40)]})
     scores = pd.DataFrame({"id": ids, "score": rng.uniform(1, 5, 40), "status": "ok",
                            "scorer": "local:smollm2-135m-instruct|prompt:448daeea82da|accuracy"})
     scores.loc[3, ["score", "status"]] = [np.nan, "unparsed"]
     paths = {name: root / f"{name}.parquet" for name in ("pool", "scores", "alpagasus", "full", "pair")}
     pool.to_parquet(paths["pool"])
     scores.to_parquet(paths["scores"])
-    pool[scores["score"] >= 3.0].to_parquet(paths["alpagasus"])
+    kept = (scores["score"] >= 3.0) & (np.arange(40) % 4 != 0)  # this grader drops every coding row
+    pool[kept].to_parquet(paths["alpagasus"])
+    emb = root / "embeddings"
+    emb.mkdir()
+    np.save(emb / "pool.npy", (rng.normal(size=(40, 8)) + np.repeat(np.eye(8)[:4] * 20, 10, axis=0)).astype("f4"))
+    (emb / "ids.json").write_text(json.dumps(ids))
     pool.to_parquet(paths["full"])
     rows = []
     for test_set, cats in (("vicuna", ["coding", "math"]), ("koala", [None])):
@@ -57,7 +65,7 @@ def make_inputs(root: Path, with_agreement: bool = True) -> ReportInputs:
                         selections={"alpagasus": paths["alpagasus"], "full": paths["full"]},
                         judgments={"alpagasus_vs_full": paths["pair"], "car_vs_full": root / "missing.parquet"},
                         metrics={name: root / f"{name}.json" for name in metrics},
-                        agreement=agreement if with_agreement else None)
+                        agreement=agreement if with_agreement else None, embeddings=emb)
 
 
 def test_report_files_and_summary(tmp_path):
@@ -81,6 +89,28 @@ def test_report_files_and_summary(tmp_path):
     assert set(pd.read_csv(out / "plots/selection_sizes.csv")["arm"]) == {"alpagasus", "full"}
 
 
+def test_selection_analytics_per_arm(tmp_path):
+    """Size, cluster coverage (k = int(sqrt(40/2)) = 4), score histogram and keyword balance for every arm."""
+    out = tmp_path / "reports"
+    summary = build_report(make_inputs(tmp_path), out)
+    analytics = summary["selection_analytics"]
+    alpagasus = pd.read_parquet(tmp_path / "alpagasus.parquet")
+    assert analytics["full"]["size"] == 40 and analytics["alpagasus"]["size"] == len(alpagasus)
+    assert analytics["full"]["clusters_covered"] == 4
+    assert 1 <= analytics["alpagasus"]["clusters_covered"] <= 4
+    assert analytics["alpagasus"]["kept_share"]["coding"] == 0.0  # the dropped coding rows show up
+    assert analytics["alpagasus"]["kept_share"]["all"] == round(len(alpagasus) / 40, 4)
+    assert analytics["full"]["kept_share"]["math"] == 1.0
+    assert analytics["alpagasus"]["mean_score"] >= 3.0
+    balance = pd.read_csv(out / "plots/selection_balance.csv")
+    assert balance.set_index("label").loc["alpagasus/coding", "kept"] == 0
+    for name in ("selection_scores.png", "selection_keywords.png", "selection_categories.png"):
+        assert (out / "figures" / name).read_bytes().startswith(PNG_MAGIC)
+    md = (out / "report.md").read_text()
+    assert "Selection analytics" in md and "clusters covered" in md and "4 / 4" in md
+    assert "| coding | 10 | 0 (0%) |" in md  # alpagasus kept none of the 10 coding rows
+
+
 def test_markdown_names_models_prompts_and_caveats(tmp_path):
     build_report(make_inputs(tmp_path), tmp_path / "r")
     md = (tmp_path / "r/report.md").read_text()
@@ -98,7 +128,8 @@ def test_html_is_self_contained(tmp_path):
     build_report(make_inputs(tmp_path, with_agreement=False), tmp_path / "r")
     page = (tmp_path / "r/report.html").read_text()
     sources = re.findall(r'<img[^>]*src="([^"]+)"', page)
-    assert len(sources) == 4  # histogram, WS, win/tie/lose, categories (no agreement figure without data)
+    # histogram, per-arm scores, keyword and category balance, WS, win/tie/lose, categories (no agreement figure)
+    assert len(sources) == 7
     for src in sources:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1]).startswith(PNG_MAGIC)

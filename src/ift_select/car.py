@@ -73,6 +73,21 @@ def cluster(x: np.ndarray, k: int, n_init: int, seed: int) -> np.ndarray:
     return KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(x).astype(np.int64)
 
 
+def pool_clusters(pool_ids: list[str], embeddings: np.ndarray, ids: list[str], params: CarParams,
+                  seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """CaR's clustering of the pool: cluster label per row of ``pool_ids`` (embeddings aligned by id, PCA keeping
+    ``pca_variance``, seeded KMeans with k = int(sqrt(n/2)) unless ``params.k``). Also used by the report to give
+    every arm's cluster coverage on the same clusters."""
+    x = align_embeddings(pool_ids, embeddings, ids)
+    n = len(pool_ids)
+    k = min(params.k if params.k is not None else k_for(n), n)
+    if k < 1:
+        raise ConfigError(f"params.yaml: car.k = {params.k} must be >= 1")
+    reduced, components, retained = reduce_pca(x, params.pca_variance, seed)
+    labels = cluster(reduced, k, params.n_init, seed)
+    return labels, {"k": int(k), "pca_components": int(components), "pca_variance_retained": round(retained, 6)}
+
+
 def select_car(
     pool: pd.DataFrame,
     quality: pd.Series,
@@ -96,7 +111,7 @@ def select_car(
     if pool["id"].duplicated().any():
         raise DataError(f"pool: id {pool.loc[pool['id'].duplicated(), 'id'].iloc[0]} appears twice")
     pool_ids = pool["id"].astype(str).tolist()
-    x = align_embeddings(pool_ids, embeddings, ids)
+    labels, clustering = pool_clusters(pool_ids, embeddings, ids, params, seed)
     q = pd.to_numeric(quality, errors="coerce")
     q.index = q.index.astype(str)
     if q.index.duplicated().any():
@@ -104,12 +119,6 @@ def select_car(
     row_quality = q.reindex(pool_ids).to_numpy(dtype=np.float64)
 
     n = len(pool)
-    k = min(params.k if params.k is not None else k_for(n), n)
-    if k < 1:
-        raise ConfigError(f"params.yaml: car.k = {params.k} must be >= 1")
-    reduced, components, retained = reduce_pca(x, params.pca_variance, seed)
-    labels = cluster(reduced, k, params.n_init, seed)
-
     order = rank_order(pool["id"], pd.Series(row_quality))
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n)
@@ -130,12 +139,12 @@ def select_car(
         "selected": int(len(out)),
         "n1": int(n1),
         "n2": int(n2),
-        "k": int(k),
+        "k": clustering["k"],
         "clusters_covered": int(pd.Series(labels[chosen]).nunique()),
         "cluster_picks": int(in_cluster.sum()),
         "cluster_picks_in_top_n1": int((in_cluster & in_n1).sum()),
-        "pca_components": int(components),
-        "pca_variance_retained": round(retained, 6),
+        "pca_components": clustering["pca_components"],
+        "pca_variance_retained": clustering["pca_variance_retained"],
         "pool_rows": int(n),
         "nan_quality_rows": int(nan.sum()),
         "nan_selected": int(nan[chosen].sum()),

@@ -194,25 +194,53 @@ def _pair_weights(pairs: list[tuple[int, int]], src: list[str], balance: bool) -
     return {p: 0.5 / share if nl else 0.5 / (1 - share) for p, nl in not_longer.items()}
 
 
-def _batch(groups: list[tuple[int, ...]], src: list[str], score: list[float]) -> tuple[list[str], list[float], list[tuple[int, int]]]:
-    """Texts and targets of a batch of (raw, revised) pairs and single rows, plus (revised, raw) positions for the
-    ranking term, one per pair in batch order. A raw response under a rewritten instruction is added as one more
-    0-label text and ranked."""
-    texts: list[str] = []
-    targets: list[float] = []
-    rank_idx: list[tuple[int, int]] = []
+def first_sentence(text: str) -> str:
+    """The first sentence of a response text (after ``Response: ``), at most 300 characters."""
+    body = text[text.find(RESPONSE) + len(RESPONSE):] if RESPONSE in text else text
+    cut = min((i for i in (body.find(". "), body.find("\n")) if i > 0), default=len(body) - 1)
+    return body[: cut + 1][:300].strip()
+
+
+@dataclass
+class Batch:
+    """One training step: ``texts`` (the first ``len(targets)`` have MSE targets, weighted by ``weights``),
+    ``rank`` (better, worse) positions with their weights, one or two per (raw, revised) pair."""
+
+    texts: list[str]
+    targets: list[float]
+    weights: list[float]
+    rank: list[tuple[int, int]]
+    rank_weights: list[float]
+
+
+def _batch(groups: list[tuple[int, ...]], src: list[str], score: list[float],
+           pair_weight: dict[tuple[int, ...], float], redundant: bool = False) -> Batch:
+    """A batch of (raw, revised) pairs and single rows. The revised text is ranked above the raw response under
+    the revised instruction (added as one more 0-label text when the instruction was rewritten). A pair's texts
+    carry its ``pair_weight`` in both terms. With ``redundant``, the revised text is also ranked above itself
+    followed by the raw response's first sentence: a longer, redundant answer (ranking term only)."""
+    b = Batch([], [], [], [], [])
+    extra: list[tuple[int, int, float]] = []
     for group in groups:
-        base = len(texts)
-        texts += [src[i] for i in group]
-        targets += [score[i] for i in group]
+        w = pair_weight.get(group, 1.0)
+        base = len(b.texts)
+        b.texts += [src[i] for i in group]
+        b.targets += [score[i] for i in group]
         if len(group) == 2:
             lo, hi = group
             swapped = same_instruction(src[hi], src[lo])
             if swapped != src[lo]:
-                texts.append(swapped)
-                targets.append(score[lo])
-            rank_idx.append((base + 1, len(texts) - 1 if swapped != src[lo] else base))
-    return texts, targets, rank_idx
+                b.texts.append(swapped)
+                b.targets.append(score[lo])
+            b.rank.append((base + 1, len(b.texts) - 1 if swapped != src[lo] else base))
+            b.rank_weights.append(w)
+            extra.append((base + 1, lo, w))
+        b.weights += [w] * (len(b.texts) - base)
+    for hi, lo, w in extra if redundant else []:
+        b.texts.append(b.texts[hi].rstrip() + " " + first_sentence(src[lo]))
+        b.rank.append((hi, len(b.texts) - 1))
+        b.rank_weights.append(w)
+    return b
 
 
 def _validate(model: IQSModel, valid: pd.DataFrame, pairs: list[tuple[int, int]], precision: str) -> dict[str, Any]:
@@ -257,6 +285,7 @@ class TrainSettings:
     rank_weight: float = 1.0  # 0: CaR's MSE only
     margin: float = 0.5
     length_balance: bool = True  # see _pair_weights; measured +0.4 / +2 points (overall / not-longer) on valid
+    redundant_negatives: bool = False  # also rank each revised text above itself + a sentence of the raw response
     evals_per_epoch: int = 2
     precision: str = "auto"
     seed: int = 42
@@ -286,6 +315,11 @@ def train_iqs(labels_csv: str | Path, valid_csv: str | Path, encoder: str = MINI
     if cfg.max_rows is not None:
         train, valid = train.iloc[: cfg.max_rows], valid.iloc[: cfg.max_rows]
     pairs, valid_pairs = label_pairs(train), label_pairs(valid)
+    src, score = train["src"].tolist(), train["score"].tolist()
+    # Pairs whose expert "revision" left the response unchanged cannot be ranked: they are left out, and counted.
+    identical = [(lo, hi) for lo, hi in pairs if same_instruction(src[hi], src[lo]) == src[hi]]
+    pairs = [p for p in pairs if p not in set(identical)]
+    dropped = {i for p in identical for i in p}
     if not valid_pairs:
         raise DataError(f"{valid_csv}: no (raw, revised) row pairs to validate on (rows 2i, 2i+1 with different scores)")
     torch.manual_seed(cfg.seed)
@@ -294,13 +328,12 @@ def train_iqs(labels_csv: str | Path, valid_csv: str | Path, encoder: str = MINI
     optim = torch.optim.AdamW([{"params": model.encoder.parameters(), "lr": cfg.lr},
                                {"params": model.head.parameters(), "lr": cfg.head_lr}], weight_decay=0.01)
     paired = {i for p in pairs for i in p}
-    groups: list[tuple[int, ...]] = [*pairs, *[(i,) for i in range(len(train)) if i not in paired]]
+    groups: list[tuple[int, ...]] = [*pairs, *[(i,) for i in range(len(train)) if i not in paired | dropped]]
     per_epoch = math.ceil(len(groups) / cfg.batch_pairs)
     total = max(1, math.ceil(cfg.epochs * per_epoch))
     sched = _lr_schedule(optim, total)
     evals = math.ceil(cfg.epochs * cfg.evals_per_epoch)
     eval_at = {min(total, math.ceil(per_epoch * e / cfg.evals_per_epoch)) for e in range(1, evals + 1)} | {total}
-    src, score = train["src"].tolist(), train["score"].tolist()
     lengths = [max(len(src[i]) for i in group) for group in groups]
     pair_weight = _pair_weights(pairs, src, cfg.length_balance)
     history: list[dict[str, Any]] = []
@@ -308,15 +341,15 @@ def train_iqs(labels_csv: str | Path, valid_csv: str | Path, encoder: str = MINI
     queue: list[list[tuple[int, ...]]] = []
     for step in tqdm(range(1, total + 1), desc="iqs train", unit="step"):
         queue = queue or _epoch_batches(groups, lengths, cfg.batch_pairs, rng)
-        batch = queue.pop()
-        texts, targets, rank_idx = _batch(batch, src, score)
+        b = _batch(queue.pop(), src, score, pair_weight, cfg.redundant_negatives)
         with autocast(cfg.precision):
-            pred = model(texts)
-        loss = nn.functional.mse_loss(pred, torch.tensor(targets, device=pred.device))
-        if rank_idx and cfg.rank_weight > 0:
-            hi, lo = (torch.tensor(ix, device=pred.device) for ix in zip(*rank_idx))
-            w = torch.tensor([pair_weight[g] for g in batch if len(g) == 2], device=pred.device)
-            loss = loss + cfg.rank_weight * (w * torch.relu(cfg.margin - (pred[hi] - pred[lo]))).sum() / w.sum()
+            pred = model(b.texts)
+        n, w = len(b.targets), torch.tensor(b.weights, device=pred.device)
+        loss = (w * (pred[:n] - torch.tensor(b.targets, device=pred.device)) ** 2).sum() / w.sum()
+        if b.rank and cfg.rank_weight > 0:
+            hi, lo = (torch.tensor(ix, device=pred.device) for ix in zip(*b.rank))
+            rw = torch.tensor(b.rank_weights, device=pred.device)
+            loss = loss + cfg.rank_weight * (rw * torch.relu(cfg.margin - (pred[hi] - pred[lo]))).sum() / rw.sum()
         optim.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -335,5 +368,6 @@ def train_iqs(labels_csv: str | Path, valid_csv: str | Path, encoder: str = MINI
     _save_dir(model.cpu(), out, {"encoder": encoder, "labels": str(labels_csv), "valid": str(valid_csv), "best": best,
                                  "history": history, "settings": dataclasses.asdict(cfg)})
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    return {"out": str(out), "train_rows": len(train), "train_pairs": len(pairs), "valid_pairs": len(valid_pairs), "steps": total,
+    return {"out": str(out), "train_rows": len(train), "train_pairs": len(pairs), "identical_pairs_dropped": len(identical),
+            "valid_pairs": len(valid_pairs), "steps": total,
             "train_seconds": round(seconds, 1), "model_mb": round(size / 2**20, 1), **{k: v for k, v in best.items() if k != "loss"}}

@@ -102,3 +102,39 @@ def agreement_bars(rows: list[tuple[str, str, float]]) -> bytes:
     ax.set_xlim(0, 1)
     ax.set_xlabel("agreement with the 2-of-3 human majority (PandaLM human-annotated pairs)")
     return _png(fig)
+
+
+def arm_score_histograms(scores: dict[str, np.ndarray], tau: float | None) -> bytes:
+    """One panel per arm: the grader scores of the rows it selected (0-5, 20 bins), tau marked."""
+    fig, axes = plt.subplots(1, len(scores), figsize=(2.4 * len(scores) + 1.2, 2.8), sharex=True, squeeze=False)
+    edges = np.linspace(0, 5, 21)
+    for ax, (arm, values) in zip(axes[0], scores.items()):
+        ax.hist(values, bins=edges, color="#4c72b0", edgecolor="white")
+        if tau is not None:
+            ax.axvline(tau, color="black", linestyle="--", linewidth=1.0)
+        mean = f", mean {values.mean():.2f}" if len(values) else ""
+        ax.set_title(f"{arm} ({len(values)} scored{mean})", fontsize=9)
+        ax.set_xlabel("grader score", fontsize=8)
+    axes[0][0].set_ylabel("rows")
+    return _png(fig)
+
+
+def balance_bars(table: pd.DataFrame, arms: list[str], title: str) -> bytes:
+    """Grouped bars: the share of each group's pool rows that each arm kept; dashed lines at each arm's
+    overall share (the ``all`` row). A bar under its line means the arm filtered that group harder."""
+    groups = table[table["group"] != "all"]
+    overall = table.set_index("group").loc["all"]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(groups) + 2), 3.6))
+    width = 0.8 / max(len(arms), 1)
+    x = np.arange(len(groups))
+    for k, arm in enumerate(arms):
+        color = plt.get_cmap("tab10")(k % 10)
+        ax.bar(x + (k - (len(arms) - 1) / 2) * width, groups[f"{arm} share"], width=width * 0.95, label=arm,
+               color=color)
+        ax.axhline(overall[f"{arm} share"], color=color, linestyle="--", linewidth=0.9)
+    ax.set_xticks(x, [f"{g}\n({n})" for g, n in zip(groups["group"], groups["pool"])], fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("share of the group kept")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return _png(fig)

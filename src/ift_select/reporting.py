@@ -4,8 +4,9 @@
     build_report(ReportInputs(params=load_params(), scores=..., pool=..., selections={...}, judgments={...},
                               metrics={...}, agreement=None), Path("reports"))
 
-Writes, under ``out_dir``: report.md, report.html, figures/*.png (score_hist, ws, wtl, categories_<pair>,
-agreement) and plots/*.csv (ws, wtl, score_hist, selection_sizes, categories) for ``dvc plots``. Returns the
+Writes, under ``out_dir``: report.md, report.html, figures/*.png (score_hist, selection_*, ws, wtl,
+categories_<pair>, agreement) and plots/*.csv (ws, wtl, score_hist, selection_sizes, selection_balance,
+categories) for ``dvc plots``. Returns the
 metrics summary (numbers only, for reports/summary.json and ``dvc metrics show``). A missing input file is
 named in the report and skipped, so a partial pipeline still gets a report.
 """
@@ -26,6 +27,7 @@ from ift_select.config import Params
 from ift_select.io import write_text, write_with
 from ift_select.metrics import summarize_pairs
 from ift_select.report_render import Block, Figure, Heading, Para, Table, to_html, to_markdown
+from ift_select.report_selection import selection_analytics
 
 TITLE = "ift-select report: instruction-tuning data selection"
 SMALL_LOCAL = {"smollm2-135m-instruct": "SmolLM2-135M-Instruct", "tiny-random-llama": "a random 2-layer test model",
@@ -47,6 +49,7 @@ class ReportInputs:
     judgments: dict[str, Path] = field(default_factory=dict)
     metrics: dict[str, Path] = field(default_factory=dict)
     agreement: Path | None = None
+    embeddings: Path | None = None  # the embed stage's directory: cluster coverage per arm
 
 
 def _read(path: Path | None, missing: list[str]) -> pd.DataFrame | None:
@@ -110,9 +113,9 @@ def _models_section(inputs: ReportInputs, scores: pd.DataFrame | None, judgments
             Table(["role", "model (backend:model|prompt:hash)", "prompt file", "notes"], rows)]
 
 
-def _selection(inputs: ReportInputs, pool: pd.DataFrame | None, missing: list[str],
+def _selection(inputs: ReportInputs, pool: pd.DataFrame | None, selections: dict[str, pd.DataFrame],
                plot_dir: Path) -> tuple[list[Block], dict[str, int]]:
-    sizes = {arm: len(df) for arm, path in inputs.selections.items() if (df := _read(path, missing)) is not None}
+    sizes = {arm: len(df) for arm, df in selections.items()}
     total = len(pool) if pool is not None else None
     p = inputs.params
     rule = {"alpagasus": f"score >= tau = {p.tau:g}", "car": f"n1 = {p.n1}, n2 = {p.n2}",
@@ -272,14 +275,20 @@ def build_report(inputs: ReportInputs, out_dir: Path) -> dict[str, Any]:
     agreement = _read_json(inputs.agreement, missing)
 
     blocks = _intro(p) + _models_section(inputs, scores, judgments, stage_metrics)
-    sel_blocks, sizes = _selection(inputs, pool, missing, plot_dir)
+    selections = {arm: df for arm, path in inputs.selections.items() if (df := _read(path, missing)) is not None}
+    sel_blocks, sizes = _selection(inputs, pool, selections, plot_dir)
     blocks += sel_blocks
     score_summary: dict[str, Any] = {}
     if scores is not None:
-        alpagasus = _read(inputs.selections.get("alpagasus"), [])
+        alpagasus = selections.get("alpagasus")
         kept = set(alpagasus["id"].astype(str)) if alpagasus is not None else None
         hist_blocks, score_summary = _histogram(scores, pool, kept, p.tau, plot_dir)
         blocks += hist_blocks
+    analytics: dict[str, Any] = {}
+    if pool is not None and selections:
+        analytics_blocks, analytics = selection_analytics(pool, scores, selections, inputs.embeddings, p, plot_dir,
+                                                          missing)
+        blocks += analytics_blocks
     summaries: dict[str, dict[str, dict[str, Any]]] = {}
     for name, frame in judgments.items():
         for pair_summary in summarize_pairs(frame, bootstrap=p.report.bootstrap, ci=p.report.ci,
@@ -300,5 +309,6 @@ def build_report(inputs: ReportInputs, out_dir: Path) -> dict[str, Any]:
                                                    "lc_pref", "incomplete")}
                             | {"ws_ci_low": (s["ws_ci"] or [None])[0], "ws_ci_high": (s["ws_ci"] or [None, None])[1]}
                             for ts, s in by_set.items()} for pair, by_set in summaries.items()}
-    return {"pool_rows": len(pool) if pool is not None else None, "selection": sizes, "score": score_summary,
+    return {"pool_rows": len(pool) if pool is not None else None, "selection": sizes,
+            "selection_analytics": analytics, "score": score_summary,
             "judge": judge_summary, "agreement": agree_summary, "figures": len(figures), "missing_inputs": len(missing)}

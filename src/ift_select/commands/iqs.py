@@ -27,6 +27,8 @@ def train(
     rank_weight: float = typer.Option(D.rank_weight, min=0.0, help="weight of the margin ranking term (0: MSE only)"),
     margin: float = typer.Option(D.margin, min=0.0),
     length_balance: bool = typer.Option(D.length_balance, help="weigh pairs whose revised response is not longer as much as the rest"),
+    redundant_negatives: bool = typer.Option(D.redundant_negatives, help="also rank each revised text above itself + the raw response's first sentence"),
+    evals_per_epoch: int = typer.Option(D.evals_per_epoch, min=1, help="validations (checkpoint candidates) per epoch"),
     precision: str = typer.Option("auto", help="auto | bf16 | fp32"),
     seed: int = typer.Option(D.seed),
     max_rows: int | None = typer.Option(None, min=2, help="use only the first N rows of each CSV (smoke runs)"),
@@ -34,7 +36,8 @@ def train(
     """Train IQS: MSE regression head on an encoder (+ margin ranking on the known pairs)."""
     settings = TrainSettings(
         epochs=epochs, batch_pairs=batch_pairs, lr=lr, head_lr=head_lr, max_length=max_length, rank_weight=rank_weight,
-        margin=margin, length_balance=length_balance, precision=precision, seed=seed, max_rows=max_rows,
+        margin=margin, length_balance=length_balance, redundant_negatives=redundant_negatives,
+        evals_per_epoch=evals_per_epoch, precision=precision, seed=seed, max_rows=max_rows,
     )
     return train_iqs(labels, valid, encoder, out, settings)
 
