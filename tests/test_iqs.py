@@ -11,6 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 import ift_select.iqs as iqs
+import ift_select.iqs_finetune as iqs_finetune
 from ift_select.commands import iqs as iqs_cmd
 from ift_select.errors import DataError
 
@@ -77,14 +78,14 @@ def test_batch_ranks_the_revised_text_above_the_raw_response_and_a_redundant_cop
     src = ["Instruction: say hi Response: Hello. How are you?", "Instruction: Say hi. Response: Hi!", "Instruction: x Response: y"]
     score = [0.0, 1.0, 1.0]
     weights = {(0, 1): 2.0}
-    b = iqs._batch([(0, 1), (2,)], src, score, weights, redundant=True)
+    b = iqs_finetune._batch([(0, 1), (2,)], src, score, weights, redundant=True)
     assert b.texts[:4] == [src[0], src[1], "Instruction: Say hi. Response: Hello. How are you?", src[2]]
-    assert b.targets == [0.0, 1.0, 0.0, 1.0] and b.weights == [2.0, 2.0, 2.0, 1.0]  # the pair's weight in the MSE
+    assert b.targets == [0.0, 1.0, 0.0, 1.0]  # MSE targets: raw 0, revised 1, raw response under the revised instruction 0
     (hi, lo), (hi2, lo2) = b.rank
     assert b.texts[hi] == src[1] and b.texts[lo] == "Instruction: Say hi. Response: Hello. How are you?"
     assert hi2 == hi and b.texts[lo2] == "Instruction: Say hi. Response: Hi! Hello."  # longer, redundant, ranked lower
     assert b.rank_weights == [2.0, 2.0]
-    assert len(iqs._batch([(0, 1)], src, score, weights).rank) == 1  # no redundant copy unless asked
+    assert len(iqs_finetune._batch([(0, 1)], src, score, weights).rank) == 1  # no redundant copy unless asked
 
 
 def test_bad_label_file_names_file_and_line(tmp_path) -> None:
@@ -101,7 +102,7 @@ def test_train_then_eval_on_a_slice_of_the_real_labels(shared_data, tmp_path) ->
     out = tmp_path / "iqs"
     runner = CliRunner()
     args = ["iqs", "train", "--labels", str(shared_data(LABELS)), "--valid", str(shared_data(VALID)), "--out", str(out),
-            "--epochs", "1", "--batch-pairs", "4", "--max-rows", "16", "--max-length", "64"]
+            "--method", "finetune", "--epochs", "1", "--batch-pairs", "4", "--max-rows", "16", "--max-length", "64"]
     result = runner.invoke(cli(), args)
     assert result.exit_code == 0, result.output
     trained = json.loads(result.stdout.strip().splitlines()[-1])
@@ -118,7 +119,8 @@ def test_train_then_eval_on_a_slice_of_the_real_labels(shared_data, tmp_path) ->
     result = runner.invoke(cli(), ["iqs", "eval", "--model", str(out), "--pairs", str(tmp_path / "pairs.csv")])
     assert result.exit_code == 0, result.output
     figures = json.loads(result.stdout.strip().splitlines()[-1])
-    assert {"pairwise_accuracy", "pairwise_accuracy_not_longer", "n", "n_not_longer", "seconds"} <= set(figures)
+    assert {"pairwise_accuracy", "pairwise_accuracy_not_longer", "n", "n_not_longer", "n_identical", "seconds"} <= set(figures)
+    assert figures["n_identical"] == int((pairs["pos"] == pairs["neg"]).sum())
     # the CLI's figure is the library's, recomputed from the checkpoint's own scores
     model = iqs.load_iqs(out)
     pos = iqs.score_texts(model, (pairs["src"] + pairs["pos"]).tolist())

@@ -78,3 +78,44 @@ def test_tau_experiment_reruns_only_what_tau_feeds(repo):
     after = len(pd.read_parquet(root / "data/selected/alpagasus.parquet"))
     assert after < before
     assert len(pd.read_parquet(root / "data/selected/random.parquet")) == after
+
+
+@pytest.mark.parametrize("setting", ["n1=3", "n2=2"])
+def test_car_experiment_reruns_only_select_car_and_downstream(repo, setting):
+    """CaR's n1 / n2 feed select@car and what depends on it; embed, score and the other arms stay cached."""
+    root, _ = repo
+    out = dvc(root, "exp", "run", "-S", setting)
+    ran, skipped = ran_and_skipped(out.stdout + out.stderr)
+    assert {"select@car", "report"} <= ran
+    assert {"prepare", "score", "embed", "base_model", "select@alpagasus", "select@random", "select@full",
+            "train@alpagasus", "train@random", "train@full"} <= skipped
+    assert not ran & {"prepare", "score", "embed", "base_model", "train@alpagasus", "train@random", "train@full",
+                      "generate@full", "judge@alpagasus_vs_full"}
+    key, value = setting.split("=")
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    assert lock["stages"]["select@car"]["params"]["params.yaml"][key] == int(value)
+    metrics = json.loads((root / "metrics/select_car.json").read_text())
+    assert metrics[key] == int(value)
+
+
+def test_iqs_column_ranks_the_car_arm(repo, shared_data, tmp_path_factory):
+    """score.iqs_model adds an `iqs` column; car.scorer=iqs makes select@car rank by it (descending)."""
+    root, _ = repo
+    from typer.testing import CliRunner
+    from test_iqs import LABELS, VALID, cli
+
+    model = tmp_path_factory.mktemp("iqs") / "model"
+    args = ["iqs", "train", "--labels", str(shared_data(LABELS)), "--valid", str(shared_data(VALID)), "--out", str(model),
+            "--encoder", "all-minilm-l6-v2", "--max-rows", "24", "--max-length", "64"]
+    result = CliRunner().invoke(cli(), args)
+    assert result.exit_code == 0, result.output
+    out = dvc(root, "exp", "run", "-S", f"score.iqs_model={model}", "-S", "car.scorer=iqs")
+    ran, skipped = ran_and_skipped(out.stdout + out.stderr)
+    assert {"score", "select@car"} <= ran and {"prepare", "embed", "base_model", "train@full"} <= skipped
+    scores = pd.read_parquet(root / "data/scores/scores.parquet")
+    assert scores["iqs"].notna().all() and scores["iqs"].nunique() > 1
+    car = pd.read_parquet(root / "data/selected/car.parquet")
+    iqs_by_id = scores.set_index("id")["iqs"]
+    assert car["quality"].to_numpy() == pytest.approx(iqs_by_id.loc[car["id"]].to_numpy(), abs=1e-6)
+    top = car[car["car_reason"] != "cluster"]["quality"]
+    assert top.min() >= iqs_by_id.drop(car["id"]).max() - 1e-6  # the top n1 are the best IQS rows

@@ -1,4 +1,4 @@
-"""CaR's Instruction-pair Quality Scorer (IQS): a regression head on a sentence encoder.
+"""CaR's Instruction-pair Quality Scorer (IQS): a regression head on an encoder.
 
     ift-select iqs train --labels ../shared/data/car_expert_revised_scores/APE_score_train.csv \
         --valid ../shared/data/car_expert_revised_scores/APE_score_valid.csv --out models/iqs
@@ -7,28 +7,30 @@
 Labels (CaR's ``APE_score_*.csv``): ``src`` = "Instruction: … [Input: …] Response: …", ``score`` = 0 for the raw
 pair and 1 for the expert-revised pair; rows 2i (raw) and 2i+1 (revised) are the same item. Pairs (CaR's
 ``APE_*.csv``): ``src`` = "Instruction: … " (the revised instruction), ``pos`` / ``neg`` = "Response: …"
-(revised / raw response); ``src + pos`` is the scored text.
+(revised / raw response); ``src + pos`` is the scored text. The raw response is put under the revised
+instruction for training too -- exactly the text ``iqs eval`` scores for ``neg`` -- so the model learns to prefer
+the revised response, not to spot a rewritten instruction. Pairs whose revised response is not the longer one
+(about 1 in 5) weigh as much as all the others (``length_balance``), so length alone cannot fit the labels, and
+the 24 training pairs whose response the expert left unchanged are dropped (counted).
 
-Training: mean-pooled encoder + linear head, fine-tuned end to end with MSE on the 0/1 labels (CaR's loss) plus
-a margin ranking term on the known (raw, revised) pairs. For that term the raw response is put under the
-revised instruction -- exactly the text ``iqs eval`` scores for ``neg`` -- so the model learns to prefer the
-revised response, not to spot a rewritten instruction. Pairs whose revised response is not the longer one (about
-1 in 5) weigh as much in that term as all the others (``length_balance``), so length alone cannot fit it. The
-checkpoint with the best validation pairwise accuracy (revised row above its raw row in ``--valid``) is kept.
-Measured (2-core CPU, MiniLM, 3 epochs, ~40-90 min): 92.1% pairwise accuracy on APE_valid.csv, 76.5% on the pairs
-whose expert response is not the longer one (checkpoint chosen on the same 254 pairs in label form).
+Two methods (``--method``), both a mean-pooled encoder + linear head fitted with MSE on those labels:
+- ``probe`` (default; ``iqs_probe``): the encoder stays frozen (default SmolLM2-135M-Instruct, its middle layer);
+  a ridge head, strength chosen by cross-validation on the training pairs. Measured on APE_valid.csv (254 pairs,
+  2-core CPU): 92.1% pairwise accuracy, 80.4% (41/51) on the pairs whose expert response is not the longer one;
+  9 min, peak RSS 4.1 GB, 516.5 MB model.
+- ``finetune``: encoder + head trained end to end (plus a margin ranking term on the pairs); the checkpoint with
+  the best validation pairwise accuracy (revised row above its raw row in ``--valid``) is kept. Measured with
+  MiniLM (3 epochs, ~40 min, peak RSS 14 GB): 92.1% / 76.5% (39/51), the checkpoint chosen on the same pairs (a
+  run that also kept the 24 unchanged pairs; the redundant-negatives variant ran out of memory and was not measured).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import shutil
-import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,7 @@ FORMAT = "ift-select-iqs/1"
 HEAD_FILE = "head.pt"
 CONFIG_FILE = "iqs.json"
 RESPONSE = "Response: "
+DEFAULT_ENCODER = {"probe": "smollm2-135m-instruct", "finetune": MINILM}
 
 
 def iqs_text(instruction: str, input: str | None, output: str) -> str:
@@ -88,33 +91,48 @@ def same_instruction(revised: str, raw: str) -> str:
 
 
 class IQSModel(nn.Module):
-    """Encoder -> mean pooling over tokens -> dropout -> linear: one quality score per text."""
+    """Encoder -> mean pooling over tokens -> dropout -> linear: one quality score per text. ``layers`` (probe
+    models) pools those hidden layers, concatenated, instead of the last hidden state."""
 
-    def __init__(self, encoder: nn.Module, tokenizer: Any, max_length: int) -> None:
+    def __init__(self, encoder: nn.Module, tokenizer: Any, max_length: int, layers: tuple[int, ...] = ()) -> None:
         super().__init__()
-        self.encoder, self.tokenizer, self.max_length = encoder, tokenizer, max_length
-        self.head = nn.Sequential(nn.Dropout(0.1), nn.Linear(encoder.config.hidden_size, 1))
+        self.encoder, self.tokenizer, self.max_length, self.layers = encoder, tokenizer, max_length, tuple(layers)
+        if tokenizer.pad_token is None:  # decoder LMs (SmolLM2, Llama) ship without one; the mask hides it anyway
+            tokenizer.pad_token = tokenizer.eos_token
+        self.head = nn.Sequential(nn.Dropout(0.1), nn.Linear(encoder.config.hidden_size * max(1, len(self.layers)), 1))
         nn.init.zeros_(self.head[1].bias)
 
-    def forward(self, texts: list[str]) -> torch.Tensor:
+    def features(self, texts: list[str]) -> torch.Tensor:
         batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         batch = {k: v.to(self.head[1].weight.device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-        hidden = self.encoder(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return self.head(pooled).squeeze(-1).float()
+        out = self.encoder(**batch, output_hidden_states=bool(self.layers))
+        mask = batch["attention_mask"].unsqueeze(-1)
+        states = [out.hidden_states[i] for i in self.layers] if self.layers else [out.last_hidden_state]
+        return torch.cat([(h * mask.to(h.dtype)).sum(1) / mask.sum(1).clamp(min=1).to(h.dtype) for h in states], dim=-1)
+
+    def forward(self, texts: list[str]) -> torch.Tensor:
+        return self.head(self.features(texts)).squeeze(-1).float()
 
     def save(self, out: Path, record: dict[str, Any]) -> None:
         self.encoder.save_pretrained(out / "encoder")
         self.tokenizer.save_pretrained(out / "encoder")
         torch.save(self.head.state_dict(), out / HEAD_FILE)
-        (out / CONFIG_FILE).write_text(json.dumps({"format": FORMAT, "max_length": self.max_length, **record}, indent=2) + "\n")
+        (out / CONFIG_FILE).write_text(json.dumps({"format": FORMAT, "max_length": self.max_length, "layers": list(self.layers),
+                                                   **record}, indent=2) + "\n")
 
 
-def _build(encoder_path: str, max_length: int) -> IQSModel:
+def encoder_dir(spec: str) -> str:
+    """An encoder for IQS: a base-model alias (smollm2-135m-instruct, …) or .gguf -> its converted HF directory;
+    otherwise the embed stage's resolution (the shipped MiniLM alias, a sentence-transformers dir, a hub id)."""
+    from ift_select.base_models import ALIASES, model_dir
+
+    return model_dir(spec) if spec in ALIASES or spec.endswith(".gguf") else transformer_dir(spec)
+
+
+def build(encoder_path: str, max_length: int, layers: tuple[int, ...] = ()) -> IQSModel:
     from transformers import AutoModel, AutoTokenizer
 
-    return IQSModel(AutoModel.from_pretrained(encoder_path), AutoTokenizer.from_pretrained(encoder_path), max_length)
+    return IQSModel(AutoModel.from_pretrained(encoder_path), AutoTokenizer.from_pretrained(encoder_path), max_length, layers)
 
 
 def load_iqs(model_dir: str | Path) -> IQSModel:
@@ -125,7 +143,7 @@ def load_iqs(model_dir: str | Path) -> IQSModel:
     config = json.loads(config_path.read_text())
     if config.get("format") != FORMAT:
         raise ConfigError(f"{config_path}: format {config.get('format')!r}, expected {FORMAT!r}")
-    model = _build(str(model_dir / "encoder"), int(config["max_length"]))
+    model = build(str(model_dir / "encoder"), int(config["max_length"]), tuple(config.get("layers") or ()))
     model.head.load_state_dict(torch.load(model_dir / HEAD_FILE, map_location="cpu"))
     return model.to(device()).eval()
 
@@ -170,21 +188,12 @@ def pairwise_eval(model_dir: str | Path, pairs_csv: str | Path, precision: str =
     scores = score_texts(load_iqs(model_dir), (pairs["src"] + pairs["pos"]).tolist() + (pairs["src"] + pairs["neg"]).tolist(), precision=precision, progress=True)
     n = len(pairs)
     result = pairwise_figures(scores[:n], scores[n:], pairs["pos"].str.len().to_numpy(), pairs["neg"].str.len().to_numpy())
+    # pos == neg: no scorer can put one above the other; these pairs count as misses (all of them are not-longer)
+    result["n_identical"] = int((pairs["pos"] == pairs["neg"]).sum())
     return {"model": str(model_dir), "pairs": str(pairs_csv), **result}
 
 
-def _epoch_batches(groups: list[tuple[int, ...]], lengths: list[int], batch_pairs: int, rng: np.random.Generator) -> list[list[tuple[int, ...]]]:
-    """One epoch of batches, shuffled, each cut from a length-sorted window of 32 batches (less padding)."""
-    perm = rng.permutation(len(groups)).tolist()
-    window = batch_pairs * 32
-    batches = []
-    for start in range(0, len(perm), window):
-        part = sorted(perm[start : start + window], key=lambda i: lengths[i])
-        batches += [[groups[i] for i in part[j : j + batch_pairs]] for j in range(0, len(part), batch_pairs)]
-    return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def _pair_weights(pairs: list[tuple[int, int]], src: list[str], balance: bool) -> dict[tuple[int, ...], float]:
+def pair_weights(pairs: list[tuple[int, int]], src: list[str], balance: bool) -> dict[tuple[int, ...], float]:
     """Ranking-term weight per (raw, revised) pair. With ``balance``, pairs where the revised response is not the
     longer one weigh as much in total as the others (about 1 in 5 here), so length alone cannot fit the loss."""
     not_longer = {p: len(src[p[1]]) - len(same_instruction(src[p[1]], src[p[0]])) <= 0 for p in pairs}
@@ -194,56 +203,7 @@ def _pair_weights(pairs: list[tuple[int, int]], src: list[str], balance: bool) -
     return {p: 0.5 / share if nl else 0.5 / (1 - share) for p, nl in not_longer.items()}
 
 
-def first_sentence(text: str) -> str:
-    """The first sentence of a response text (after ``Response: ``), at most 300 characters."""
-    body = text[text.find(RESPONSE) + len(RESPONSE):] if RESPONSE in text else text
-    cut = min((i for i in (body.find(". "), body.find("\n")) if i > 0), default=len(body) - 1)
-    return body[: cut + 1][:300].strip()
-
-
-@dataclass
-class Batch:
-    """One training step: ``texts`` (the first ``len(targets)`` have MSE targets, weighted by ``weights``),
-    ``rank`` (better, worse) positions with their weights, one or two per (raw, revised) pair."""
-
-    texts: list[str]
-    targets: list[float]
-    weights: list[float]
-    rank: list[tuple[int, int]]
-    rank_weights: list[float]
-
-
-def _batch(groups: list[tuple[int, ...]], src: list[str], score: list[float],
-           pair_weight: dict[tuple[int, ...], float], redundant: bool = False) -> Batch:
-    """A batch of (raw, revised) pairs and single rows. The revised text is ranked above the raw response under
-    the revised instruction (added as one more 0-label text when the instruction was rewritten). A pair's texts
-    carry its ``pair_weight`` in both terms. With ``redundant``, the revised text is also ranked above itself
-    followed by the raw response's first sentence: a longer, redundant answer (ranking term only)."""
-    b = Batch([], [], [], [], [])
-    extra: list[tuple[int, int, float]] = []
-    for group in groups:
-        w = pair_weight.get(group, 1.0)
-        base = len(b.texts)
-        b.texts += [src[i] for i in group]
-        b.targets += [score[i] for i in group]
-        if len(group) == 2:
-            lo, hi = group
-            swapped = same_instruction(src[hi], src[lo])
-            if swapped != src[lo]:
-                b.texts.append(swapped)
-                b.targets.append(score[lo])
-            b.rank.append((base + 1, len(b.texts) - 1 if swapped != src[lo] else base))
-            b.rank_weights.append(w)
-            extra.append((base + 1, lo, w))
-        b.weights += [w] * (len(b.texts) - base)
-    for hi, lo, w in extra if redundant else []:
-        b.texts.append(b.texts[hi].rstrip() + " " + first_sentence(src[lo]))
-        b.rank.append((hi, len(b.texts) - 1))
-        b.rank_weights.append(w)
-    return b
-
-
-def _validate(model: IQSModel, valid: pd.DataFrame, pairs: list[tuple[int, int]], precision: str) -> dict[str, Any]:
+def validate(model: IQSModel, valid: pd.DataFrame, pairs: list[tuple[int, int]], precision: str) -> dict[str, Any]:
     """Pairwise accuracy on the valid labels (revised row above its raw row, rows as given: the selection
     criterion) and on the same pairs in CaR's pairs form (raw response under the revised instruction)."""
     src = valid["src"].tolist()
@@ -260,7 +220,7 @@ def _validate(model: IQSModel, valid: pd.DataFrame, pairs: list[tuple[int, int]]
     }
 
 
-def _save_dir(model: IQSModel, out: Path, record: dict[str, Any]) -> None:
+def save_dir(model: IQSModel, out: Path, record: dict[str, Any]) -> None:
     """Write the model directory beside ``out`` and swap it in, so ``out`` is never half written."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -277,6 +237,8 @@ def _save_dir(model: IQSModel, out: Path, record: dict[str, Any]) -> None:
 class TrainSettings:
     """``ift-select iqs train`` options; invalid values are ConfigErrors naming the option."""
 
+    method: str = "probe"  # probe: frozen encoder, ridge head (iqs_probe) | finetune: encoder + head end to end
+    layers: tuple[int, ...] = ()  # probe: hidden layers pooled (empty: the middle layer)
     epochs: float = 3.0
     batch_pairs: int = 16  # (raw, revised) pairs per step
     lr: float = 5e-5  # encoder
@@ -284,7 +246,7 @@ class TrainSettings:
     max_length: int = 384  # tokens per text (98.5% of the label texts fit); longer texts lose their end
     rank_weight: float = 1.0  # 0: CaR's MSE only
     margin: float = 0.5
-    length_balance: bool = True  # see _pair_weights; measured +0.4 / +2 points (overall / not-longer) on valid
+    length_balance: bool = True  # see pair_weights; finetune: +0.4 / +2 points (overall / not-longer) on valid
     redundant_negatives: bool = False  # also rank each revised text above itself + a sentence of the raw response
     evals_per_epoch: int = 2
     precision: str = "auto"
@@ -297,77 +259,35 @@ class TrainSettings:
         if bad:
             raise ConfigError(f"iqs train: --{bad[0].replace('_', '-')} = {getattr(self, bad[0])} is out of range")
         use_bf16(self.precision)  # raises on an unknown precision
+        if self.method not in ("finetune", "probe"):
+            raise ConfigError(f"iqs train: --method = {self.method!r} must be finetune or probe")
 
 
-def _lr_schedule(optim: torch.optim.Optimizer, total: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up over the first 10% of steps, then linear decay to 0."""
-    warmup = max(1, total // 10)
-    return torch.optim.lr_scheduler.LambdaLR(optim, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
-
-
-def train_iqs(labels_csv: str | Path, valid_csv: str | Path, encoder: str = MINILM, out_dir: str | Path = "models/iqs",
-              settings: TrainSettings | None = None, **overrides: Any) -> dict[str, Any]:
-    """Fine-tune encoder + head (MSE + rank_weight * margin ranking); keep the best-validating checkpoint in
-    ``out_dir``. ``overrides`` replace fields of ``settings``."""
-    cfg = dataclasses.replace(settings or TrainSettings(), **overrides)
-    start = time.perf_counter()
+def load_training_data(labels_csv: str | Path, valid_csv: str | Path, max_rows: int | None
+                       ) -> tuple[pd.DataFrame, pd.DataFrame, list[tuple[int, int]], list[tuple[int, int]], list[tuple[int, int]]]:
+    """(train, valid, train pairs, identical train pairs, valid pairs). Pairs whose expert "revision" left the
+    response unchanged cannot be ranked: they are left out of the train pairs, and returned to be counted."""
     train, valid = read_labels(labels_csv), read_labels(valid_csv)
-    if cfg.max_rows is not None:
-        train, valid = train.iloc[: cfg.max_rows], valid.iloc[: cfg.max_rows]
+    if max_rows is not None:
+        train, valid = train.iloc[:max_rows], valid.iloc[:max_rows]
     pairs, valid_pairs = label_pairs(train), label_pairs(valid)
-    src, score = train["src"].tolist(), train["score"].tolist()
-    # Pairs whose expert "revision" left the response unchanged cannot be ranked: they are left out, and counted.
-    identical = [(lo, hi) for lo, hi in pairs if same_instruction(src[hi], src[lo]) == src[hi]]
-    pairs = [p for p in pairs if p not in set(identical)]
-    dropped = {i for p in identical for i in p}
     if not valid_pairs:
         raise DataError(f"{valid_csv}: no (raw, revised) row pairs to validate on (rows 2i, 2i+1 with different scores)")
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    model = _build(transformer_dir(encoder), cfg.max_length).to(device()).train()
-    optim = torch.optim.AdamW([{"params": model.encoder.parameters(), "lr": cfg.lr},
-                               {"params": model.head.parameters(), "lr": cfg.head_lr}], weight_decay=0.01)
-    paired = {i for p in pairs for i in p}
-    groups: list[tuple[int, ...]] = [*pairs, *[(i,) for i in range(len(train)) if i not in paired | dropped]]
-    per_epoch = math.ceil(len(groups) / cfg.batch_pairs)
-    total = max(1, math.ceil(cfg.epochs * per_epoch))
-    sched = _lr_schedule(optim, total)
-    evals = math.ceil(cfg.epochs * cfg.evals_per_epoch)
-    eval_at = {min(total, math.ceil(per_epoch * e / cfg.evals_per_epoch)) for e in range(1, evals + 1)} | {total}
-    lengths = [max(len(src[i]) for i in group) for group in groups]
-    pair_weight = _pair_weights(pairs, src, cfg.length_balance)
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] = {"valid_pairwise_accuracy": -1.0}
-    queue: list[list[tuple[int, ...]]] = []
-    for step in tqdm(range(1, total + 1), desc="iqs train", unit="step"):
-        queue = queue or _epoch_batches(groups, lengths, cfg.batch_pairs, rng)
-        b = _batch(queue.pop(), src, score, pair_weight, cfg.redundant_negatives)
-        with autocast(cfg.precision):
-            pred = model(b.texts)
-        n, w = len(b.targets), torch.tensor(b.weights, device=pred.device)
-        loss = (w * (pred[:n] - torch.tensor(b.targets, device=pred.device)) ** 2).sum() / w.sum()
-        if b.rank and cfg.rank_weight > 0:
-            hi, lo = (torch.tensor(ix, device=pred.device) for ix in zip(*b.rank))
-            rw = torch.tensor(b.rank_weights, device=pred.device)
-            loss = loss + cfg.rank_weight * (rw * torch.relu(cfg.margin - (pred[hi] - pred[lo]))).sum() / rw.sum()
-        optim.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optim.step()
-        sched.step()
-        if step in eval_at:
-            entry = {"step": step, "epoch": round(step / per_epoch, 2), "loss": round(loss.item(), 4),
-                     **_validate(model, valid, valid_pairs, cfg.precision)}
-            history.append(entry)
-            tqdm.write(json.dumps(entry), file=sys.stderr)
-            if entry["valid_pairwise_accuracy"] > best["valid_pairwise_accuracy"]:
-                best = {**entry, "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
-    model.load_state_dict(best.pop("state"))
-    seconds = time.perf_counter() - start
-    out = Path(out_dir)
-    _save_dir(model.cpu(), out, {"encoder": encoder, "labels": str(labels_csv), "valid": str(valid_csv), "best": best,
-                                 "history": history, "settings": dataclasses.asdict(cfg)})
-    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    return {"out": str(out), "train_rows": len(train), "train_pairs": len(pairs), "identical_pairs_dropped": len(identical),
-            "valid_pairs": len(valid_pairs), "steps": total,
-            "train_seconds": round(seconds, 1), "model_mb": round(size / 2**20, 1), **{k: v for k, v in best.items() if k != "loss"}}
+    src = train["src"].tolist()
+    identical = [(lo, hi) for lo, hi in pairs if same_instruction(src[hi], src[lo]) == src[hi]]
+    return train, valid, [p for p in pairs if p not in set(identical)], identical, valid_pairs
+
+
+def train_iqs(labels_csv: str | Path, valid_csv: str | Path, encoder: str | None = None, out_dir: str | Path = "models/iqs",
+              settings: TrainSettings | None = None, **overrides: Any) -> dict[str, Any]:
+    """Train an IQS model into ``out_dir`` with ``settings.method`` (probe: ``iqs_probe``, finetune:
+    ``iqs_finetune``); ``overrides`` replace fields of ``settings``. Returns the run's figures."""
+    cfg = dataclasses.replace(settings or TrainSettings(), **overrides)
+    encoder = encoder or DEFAULT_ENCODER[cfg.method]
+    if cfg.method == "probe":
+        from ift_select.iqs_probe import fit_probe
+
+        return fit_probe(labels_csv, valid_csv, encoder, out_dir, cfg)
+    from ift_select.iqs_finetune import finetune
+
+    return finetune(labels_csv, valid_csv, encoder, out_dir, cfg)

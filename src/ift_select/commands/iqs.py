@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from ift_select.cli_util import command
-from ift_select.embedding import MINILM
+from ift_select.errors import ConfigError
 from ift_select.iqs import TrainSettings, pairwise_eval, train_iqs
 
 D = TrainSettings()  # the CLI's defaults are the library's
@@ -16,9 +16,12 @@ D = TrainSettings()  # the CLI's defaults are the library's
 
 def train(
     labels: Path = typer.Option(..., help="CaR-format labels CSV (src, score: raw 0, expert-revised 1)"),
-    valid: Path = typer.Option(..., help="validation labels CSV, same format; picks the best checkpoint"),
+    valid: Path = typer.Option(..., help="validation labels CSV, same format (finetune: picks the best checkpoint; probe: measured only)"),
     out: Path = typer.Option(..., help="model directory to write"),
-    encoder: str = typer.Option(MINILM, help="sentence-transformers dir, HF encoder dir or hub id"),
+    encoder: str | None = typer.Option(None, help="sentence-transformers dir, HF encoder dir, base-model alias or hub id "
+                                                   "[default: smollm2-135m-instruct for probe, all-minilm-l6-v2 for finetune]"),
+    method: str = typer.Option(D.method, help="finetune: encoder + head end to end | probe: frozen encoder, ridge (MSE) head"),
+    layers: str = typer.Option("", help="probe: comma-separated hidden layers to pool (default: the middle one)"),
     epochs: float = typer.Option(D.epochs, min=0.01),
     batch_pairs: int = typer.Option(D.batch_pairs, min=1, help="(raw, revised) pairs per step"),
     lr: float = typer.Option(D.lr, help="encoder learning rate"),
@@ -33,8 +36,13 @@ def train(
     seed: int = typer.Option(D.seed),
     max_rows: int | None = typer.Option(None, min=2, help="use only the first N rows of each CSV (smoke runs)"),
 ) -> dict[str, Any]:
-    """Train IQS: MSE regression head on an encoder (+ margin ranking on the known pairs)."""
+    """Train IQS: a regression head fitted with MSE on an encoder (probe: frozen encoder; finetune: end to end)."""
+    try:
+        layer_ids = tuple(int(x) for x in layers.split(",") if x.strip())
+    except ValueError as exc:
+        raise ConfigError(f"iqs train: --layers = {layers!r} is not a comma-separated list of integers") from exc
     settings = TrainSettings(
+        method=method, layers=layer_ids,
         epochs=epochs, batch_pairs=batch_pairs, lr=lr, head_lr=head_lr, max_length=max_length, rank_weight=rank_weight,
         margin=margin, length_balance=length_balance, redundant_negatives=redundant_negatives,
         evals_per_epoch=evals_per_epoch, precision=precision, seed=seed, max_rows=max_rows,

@@ -1,0 +1,60 @@
+"""IQS as a probe: frozen encoder features, a ridge (MSE) head chosen by cross-validation on the training pairs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+from typer.testing import CliRunner
+
+import ift_select.iqs as iqs
+from ift_select import iqs_probe
+from test_iqs import LABELS, PAIRS, VALID, cli
+
+
+def test_choose_alpha_balances_the_not_longer_pairs():
+    """Quality is in feature 0; length is in feature 1 and agrees with quality except on the 1 in 5 not-longer
+    pairs. Length-balanced weights keep the head on quality; uniform weights let length win those pairs."""
+    rng = np.random.default_rng(0)
+    n = 400
+    not_longer = rng.random(n) < 0.2
+    pos = rng.normal(size=(n, 4))
+    neg = pos + rng.normal(scale=0.5, size=(n, 4))
+    pos[:, 0] += 0.6  # quality
+    pos[:, 1] += np.where(not_longer, -0.8, 2.0)  # length
+    weight = np.where(not_longer, 0.5 / not_longer.mean(), 0.5 / (1 - not_longer.mean()))
+    alpha, table = iqs_probe.choose_alpha(pos, neg, weight, not_longer, balance=True, seed=0)
+    assert alpha in iqs_probe.ALPHAS and len(table) == len(iqs_probe.ALPHAS)
+    for row in table:
+        assert abs(row["criterion"] - (row["cv_pairwise_accuracy"] + row["cv_pairwise_accuracy_not_longer"]) / 2) < 1e-3
+    balanced = max(table, key=lambda r: r["criterion"])
+    assert balanced["alpha"] == alpha
+    _, plain = iqs_probe.choose_alpha(pos, neg, np.ones(n), not_longer, balance=False, seed=0)
+    uniform = max(plain, key=lambda r: r["criterion"])
+    assert uniform["criterion"] == uniform["cv_pairwise_accuracy"]
+    assert balanced["cv_pairwise_accuracy_not_longer"] > uniform["cv_pairwise_accuracy_not_longer"] + 0.2
+    assert iqs_probe._fit(pos, neg, weight, alpha).coef_[0] > 0
+
+
+def test_probe_cli_on_a_slice_of_the_real_labels(shared_data, tmp_path):
+    out = tmp_path / "probe"
+    args = ["iqs", "train", "--method", "probe", "--labels", str(shared_data(LABELS)), "--valid", str(shared_data(VALID)),
+            "--out", str(out), "--encoder", "all-minilm-l6-v2", "--max-rows", "48", "--max-length", "96"]
+    result = CliRunner().invoke(cli(), args)
+    assert result.exit_code == 0, result.output
+    trained = json.loads(result.stdout.strip().splitlines()[-1])
+    assert trained["method"] == "probe" and trained["layers"] == [3]  # MiniLM: 6 layers, the middle one
+    assert trained["alpha"] in iqs_probe.ALPHAS
+    record = json.loads((out / "iqs.json").read_text())
+    assert record["layers"] == [3] and len(record["cv"]) == len(iqs_probe.ALPHAS)
+    # the saved model (standardisation folded into the head) reproduces the recorded validation figure
+    model = iqs.load_iqs(out)
+    assert model.layers == (3,)
+    valid = iqs.read_labels(shared_data(VALID)).iloc[:48]
+    assert iqs.validate(model, valid, iqs.label_pairs(valid), "auto")["valid_pairs_form_accuracy"] == \
+        trained["valid_pairs_form_accuracy"]
+    pairs = pd.read_csv(shared_data(PAIRS)).iloc[:8]
+    pos = iqs.score_texts(model, (pairs["src"] + pairs["pos"]).tolist())
+    neg = iqs.score_texts(model, (pairs["src"] + pairs["neg"]).tolist())
+    assert np.isfinite(pos).all() and np.isfinite(neg).all() and not np.allclose(pos, neg)
