@@ -33,7 +33,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ift_select import base_models
 from ift_select.devices import autocast, device, use_bf16
 from ift_select.embedding import MINILM, length_sorted_batches, transformer_dir
 from ift_select.errors import ConfigError, DataError
@@ -49,7 +50,7 @@ FORMAT = "ift-select-iqs/1"
 HEAD_FILE = "head.pt"
 CONFIG_FILE = "iqs.json"
 RESPONSE = "Response: "
-DEFAULT_ENCODER = {"probe": "smollm2-135m-instruct", "finetune": MINILM}
+DEFAULT_ENCODER = {"probe": base_models.SMOLLM2, "finetune": MINILM}
 
 
 def iqs_text(instruction: str, input: str | None, output: str) -> str:
@@ -124,9 +125,9 @@ class IQSModel(nn.Module):
 def encoder_dir(spec: str) -> str:
     """An encoder for IQS: a base-model alias (smollm2-135m-instruct, …) or .gguf -> its converted HF directory;
     otherwise the embed stage's resolution (the shipped MiniLM alias, a sentence-transformers dir, a hub id)."""
-    from ift_select.base_models import ALIASES, model_dir
-
-    return model_dir(spec) if spec in ALIASES or spec.endswith(".gguf") else transformer_dir(spec)
+    if spec in base_models.ALIASES or spec.endswith(".gguf"):
+        return base_models.model_dir(spec)
+    return transformer_dir(spec)
 
 
 def build(encoder_path: str, max_length: int, layers: tuple[int, ...] = ()) -> IQSModel:
@@ -148,15 +149,24 @@ def load_iqs(model_dir: str | Path) -> IQSModel:
     return model.to(device()).eval()
 
 
+def run_batched(fn: Callable[[list[str]], torch.Tensor], texts: list[str], batch_size: int, precision: str,
+                desc: str, progress: bool = True) -> np.ndarray:
+    """``fn`` over length-sorted batches of ``texts`` (inference mode, autocast): float32, row i for texts[i]."""
+    out = np.empty(0, dtype=np.float32)
+    with torch.inference_mode(), autocast(precision):
+        for idx in tqdm(list(length_sorted_batches(texts, batch_size)), desc=desc, unit="batch", disable=not progress):
+            values = fn([texts[i] for i in idx]).float().cpu().numpy()
+            if not out.size:
+                out = np.empty((len(texts), *values.shape[1:]), dtype=np.float32)
+            out[idx] = values
+    return out
+
+
 def score_texts(model: IQSModel, texts: list[str], batch_size: int = 32, precision: str = "auto", progress: bool = False) -> np.ndarray:
     """Quality scores (float32, higher is better), row i for texts[i]; batches of length-sorted texts."""
-    out = np.empty(len(texts), dtype=np.float32)
     was_training = model.training
     model.eval()
-    batches = list(length_sorted_batches(texts, batch_size))
-    with torch.inference_mode(), autocast(precision):
-        for idx in tqdm(batches, desc="iqs", unit="batch", disable=not progress):
-            out[idx] = model([texts[i] for i in idx]).cpu().numpy()
+    out = run_batched(model, texts, batch_size, precision, "iqs", progress)
     model.train(was_training)
     return out
 
@@ -193,10 +203,15 @@ def pairwise_eval(model_dir: str | Path, pairs_csv: str | Path, precision: str =
     return {"model": str(model_dir), "pairs": str(pairs_csv), **result}
 
 
+def revised_not_longer(pairs: list[tuple[int, int]], src: list[str]) -> dict[tuple[int, int], bool]:
+    """Per (raw, revised) pair: is the revised text no longer than the raw response under the revised instruction?"""
+    return {p: len(src[p[1]]) <= len(same_instruction(src[p[1]], src[p[0]])) for p in pairs}
+
+
 def pair_weights(pairs: list[tuple[int, int]], src: list[str], balance: bool) -> dict[tuple[int, ...], float]:
-    """Ranking-term weight per (raw, revised) pair. With ``balance``, pairs where the revised response is not the
-    longer one weigh as much in total as the others (about 1 in 5 here), so length alone cannot fit the loss."""
-    not_longer = {p: len(src[p[1]]) - len(same_instruction(src[p[1]], src[p[0]])) <= 0 for p in pairs}
+    """Weight per (raw, revised) pair. With ``balance``, pairs where the revised response is not the longer one
+    weigh as much in total as the others (about 1 in 5 here), so length alone cannot fit the loss."""
+    not_longer = revised_not_longer(pairs, src)
     share = sum(not_longer.values()) / max(1, len(pairs))
     if not balance or share in (0.0, 1.0):
         return {p: 1.0 for p in pairs}
@@ -220,8 +235,9 @@ def validate(model: IQSModel, valid: pd.DataFrame, pairs: list[tuple[int, int]],
     }
 
 
-def save_dir(model: IQSModel, out: Path, record: dict[str, Any]) -> None:
-    """Write the model directory beside ``out`` and swap it in, so ``out`` is never half written."""
+def save_dir(model: IQSModel, out: Path, record: dict[str, Any]) -> float:
+    """Write the model directory beside ``out`` and swap it in, so ``out`` is never half written; returns its
+    size in MB."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -231,6 +247,7 @@ def save_dir(model: IQSModel, out: Path, record: dict[str, Any]) -> None:
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return round(sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 2**20, 1)
 
 
 @dataclass(frozen=True)

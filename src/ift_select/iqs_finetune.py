@@ -138,9 +138,8 @@ def finetune(labels_csv: str | Path, valid_csv: str | Path, encoder: str, out_di
     model.load_state_dict(best.pop("state"))
     seconds = time.perf_counter() - start
     out = Path(out_dir)
-    save_dir(model.cpu(), out, {"encoder": encoder, "labels": str(labels_csv), "valid": str(valid_csv), "best": best,
+    size_mb = save_dir(model.cpu(), out, {"encoder": encoder, "labels": str(labels_csv), "valid": str(valid_csv), "best": best,
                                  "history": history, "settings": dataclasses.asdict(cfg)})
-    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     return {"out": str(out), "train_rows": len(train), "train_pairs": len(pairs), "identical_pairs_dropped": len(identical),
             "valid_pairs": len(valid_pairs), "steps": total,
-            "train_seconds": round(seconds, 1), "model_mb": round(size / 2**20, 1), **{k: v for k, v in best.items() if k != "loss"}}
+            "train_seconds": round(seconds, 1), "model_mb": size_mb, **{k: v for k, v in best.items() if k != "loss"}}

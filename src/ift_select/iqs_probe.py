@@ -21,28 +21,14 @@ import numpy as np
 import torch
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold
-from tqdm import tqdm
 from transformers import AutoConfig
 
-from ift_select.devices import autocast, device
-from ift_select.embedding import length_sorted_batches
-from ift_select.iqs import (TrainSettings, build, pair_weights, save_dir, validate, encoder_dir,
-                            load_training_data, same_instruction)
+from ift_select.devices import device
+from ift_select.iqs import (TrainSettings, build, encoder_dir, load_training_data, pair_weights, revised_not_longer,
+                            run_batched, same_instruction, save_dir, validate)
 
 ALPHAS = (10.0, 100.0, 1000.0, 10000.0)
 FOLDS = 5
-
-
-def encode(model: Any, texts: list[str], precision: str, batch_size: int = 16) -> np.ndarray:
-    """Pooled features (float32), row i for texts[i]."""
-    out: np.ndarray | None = None
-    with torch.inference_mode(), autocast(precision):
-        for idx in tqdm(list(length_sorted_batches(texts, batch_size)), desc="iqs features", unit="batch"):
-            feats = model.features([texts[i] for i in idx]).float().cpu().numpy()
-            out = np.empty((len(texts), feats.shape[1]), dtype=np.float32) if out is None else out
-            out[idx] = feats
-    assert out is not None
-    return out
 
 
 def _fit(pos: np.ndarray, neg: np.ndarray, weight: np.ndarray, alpha: float) -> Ridge:
@@ -81,12 +67,13 @@ def fit_probe(labels_csv: str | Path, valid_csv: str | Path, encoder: str, out_d
     model = build(path, cfg.max_length, layers).to(device()).eval()
     pos_text = [src[hi] for _, hi in pairs]
     neg_text = [same_instruction(src[hi], src[lo]) for lo, hi in pairs]
-    feats = encode(model, pos_text + neg_text, cfg.precision)
+    feats = run_batched(model.features, pos_text + neg_text, 16, cfg.precision, "iqs features")
     mean, std = feats.mean(axis=0), feats.std(axis=0) + 1e-6
     pos, neg = (feats[: len(pairs)] - mean) / std, (feats[len(pairs):] - mean) / std
     by_pair = pair_weights(pairs, src, cfg.length_balance)
     weight = np.array([by_pair[p] for p in pairs])
-    not_longer = np.array([len(p) <= len(n) for p, n in zip(pos_text, neg_text)])
+    by_length = revised_not_longer(pairs, src)
+    not_longer = np.array([by_length[p] for p in pairs])
     alpha, table = choose_alpha(pos, neg, weight, not_longer, cfg.length_balance, cfg.seed)
     ridge = _fit(pos, neg, weight, alpha)
     scale = ridge.coef_ / std  # the standardisation folded into the head: x @ scale + bias
@@ -97,9 +84,8 @@ def fit_probe(labels_csv: str | Path, valid_csv: str | Path, encoder: str, out_d
     figures = {"alpha": alpha, "layers": list(layers), **validate(model, valid, valid_pairs, cfg.precision)}
     seconds = time.perf_counter() - start
     out = Path(out_dir)
-    save_dir(model.cpu(), out, {"encoder": encoder, "labels": str(labels_csv), "valid": str(valid_csv),
+    size_mb = save_dir(model.cpu(), out, {"encoder": encoder, "labels": str(labels_csv), "valid": str(valid_csv),
                                  "best": figures, "cv": table, "settings": dataclasses.asdict(cfg)})
-    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     return {"out": str(out), "method": "probe", "train_rows": len(train), "train_pairs": len(pairs),
             "identical_pairs_dropped": len(identical), "valid_pairs": len(valid_pairs),
-            "train_seconds": round(seconds, 1), "model_mb": round(size / 2**20, 1), **figures}
+            "train_seconds": round(seconds, 1), "model_mb": size_mb, **figures}
