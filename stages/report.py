@@ -33,5 +33,6 @@ def main(params: Params) -> dict:
 
 
 if __name__ == "__main__":
-    stage.run("report", main, artifacts=lambda p: [OUT / "report.md", OUT / "report.html", OUT / "summary.json"],
+    stage.run("report", main, artifacts=lambda p: [OUT / "report.md", OUT / "report.html", OUT / "summary.json",
+                                                  OUT / "selection_analytics.json"],
               parent_metrics=True, metrics_path=OUT / "summary.json")

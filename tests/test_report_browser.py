@@ -41,5 +41,6 @@ def test_plots_render_in_headless_chromium(tmp_path):
     match = re.search(r'<pre id="img-probe">([^<]*)</pre>', done.stdout)
     assert match, f"no probe output (exit {done.returncode}): {done.stderr[-500:]}"
     widths = json.loads(match.group(1))
-    assert expected == 5 and len(widths) == expected
+    # score histogram, per-arm scores, keyword and category balance, WS, win/tie/lose, categories, agreement
+    assert expected == 8 and len(widths) == expected
     assert all(w > 0 for w in widths), widths

@@ -33,6 +33,7 @@ TITLE = "ift-select report: instruction-tuning data selection"
 SMALL_LOCAL = {"smollm2-135m-instruct": "SmolLM2-135M-Instruct", "tiny-random-llama": "a random 2-layer test model",
                "gemma3-270m": "Gemma 3 270M (pretrained, not instruction-tuned)"}
 REFERENCE = {"gpt35": "GPT-3.5 (bundled)", "pandalm7b": "PandaLM-7B (bundled)"}
+ANALYTICS_FILE = "selection_analytics.json"
 COST_KEYS = ("rows", "requests", "cache_hits", "tokens_in", "tokens_out", "cost_usd", "seconds")
 
 
@@ -289,6 +290,8 @@ def build_report(inputs: ReportInputs, out_dir: Path) -> dict[str, Any]:
         analytics_blocks, analytics = selection_analytics(pool, scores, selections, inputs.embeddings, p, plot_dir,
                                                           missing)
         blocks += analytics_blocks
+        # Beside summary.json, not in it: ~40 numbers per run would crowd the params out of `dvc exp show`.
+        write_text(out_dir / ANALYTICS_FILE, json.dumps(analytics, indent=2, sort_keys=True) + "\n")
     summaries: dict[str, dict[str, dict[str, Any]]] = {}
     for name, frame in judgments.items():
         for pair_summary in summarize_pairs(frame, bootstrap=p.report.bootstrap, ci=p.report.ci,
@@ -310,5 +313,5 @@ def build_report(inputs: ReportInputs, out_dir: Path) -> dict[str, Any]:
                             | {"ws_ci_low": (s["ws_ci"] or [None])[0], "ws_ci_high": (s["ws_ci"] or [None, None])[1]}
                             for ts, s in by_set.items()} for pair, by_set in summaries.items()}
     return {"pool_rows": len(pool) if pool is not None else None, "selection": sizes,
-            "selection_analytics": analytics, "score": score_summary,
+            "score": score_summary,
             "judge": judge_summary, "agreement": agree_summary, "figures": len(figures), "missing_inputs": len(missing)}
