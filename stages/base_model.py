@@ -1,18 +1,10 @@
-"""Stage base_model: turn params `base_model` (alias, HF dir, .gguf, hub id) into models/base (HF format).
+"""Stage base_model: params base_model as a Hugging Face directory -> models/base.
 
-    python stages/base_model.py   (dvc repro base_model)
+    dvc repro base_model        # runs: python stages/base_model.py
+    ift-select stage base_model   # the same entry path from the CLI
 """
 
-from pathlib import Path
-
-from ift_select import stage
-from ift_select.base_models import materialize
-from ift_select.config import Params
-
-
-def main(params: Params) -> dict:
-    return materialize(params.base_model, Path("models/base"))
-
+from ift_select.core.stage import main
 
 if __name__ == "__main__":
-    stage.run("base_model", main, stage_params=lambda p: {"base_model": p.base_model})
+    main("base_model")

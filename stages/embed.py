@@ -1,20 +1,10 @@
-"""Stage embed: sentence embeddings of every pool row (CaR's diversity step).
+"""Stage embed: sentence embeddings of every pool row -> data/embeddings/.
 
-    python stages/embed.py        (dvc repro embed)
-Writes data/embeddings/pool.npy + ids.json and metrics/embed.json.
+    dvc repro embed        # runs: python stages/embed.py
+    ift-select stage embed   # the same entry path from the CLI
 """
 
-from pathlib import Path
-
-from ift_select import stage
-from ift_select.config import Params
-from ift_select.embedding import embed_pool
-from ift_select.io import read_parquet
-
-
-def main(params: Params) -> dict:
-    return embed_pool(read_parquet("data/prepared/pool.parquet"), params.embed, Path("data/embeddings"))
-
+from ift_select.core.stage import main
 
 if __name__ == "__main__":
-    stage.run("embed", main, stage_params=lambda p: {"embed": p.embed.__dict__})
+    main("embed")

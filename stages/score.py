@@ -1,54 +1,10 @@
-"""Stage score: the AlpaGasus grader rates every pool row 0-5 (plus extra graders and an IQS column when
-configured).
+"""Stage score: the AlpaGasus grader rates every pool row 0-5 -> data/scores/scores.parquet.
 
-    python stages/score.py        (dvc repro score)
-Writes data/scores/scores.parquet and metrics/score.json. Replies are cached outside DVC outputs
-(.ift-cache/requests.sqlite at the repository root), so a rerun never pays twice for the same request; a run
-stopped by max_cost_usd fails the stage with everything finished kept in that cache.
+    dvc repro score        # runs: python stages/score.py
+    ift-select stage score   # the same entry path from the CLI
 """
 
-from pathlib import Path
-
-from ift_select import stage
-from ift_select.config import Params, ScoreParams
-from ift_select.errors import BudgetExceeded, IftSelectError
-from ift_select.io import read_parquet, write_parquet
-from ift_select.llm import RequestCache
-from ift_select.llm.factory import backend_for, run_outcome
-from ift_select.paths import cache_dir
-from ift_select.prompts import load_template
-from ift_select.scoring import score_pool, summarize, with_grader_columns
-
-
-def grade(pool, section: ScoreParams, params: Params, cache: RequestCache, cache_path: Path):
-    backend = backend_for(section, params.pricing, cache_path)
-    scores, stats = score_pool(pool, backend, load_template(section.prompt), cache, dimension=section.dimension,
-                               max_tokens=section.max_new_tokens, min_prob_mass=section.min_prob_mass)
-    info, problem = run_outcome(backend)
-    if problem:
-        error = BudgetExceeded if problem.startswith("budget") else IftSelectError
-        raise error(problem)
-    return scores, {**summarize(scores, stats), **info, "grader": backend.name, "prompt": section.prompt}
-
-
-def main(params: Params) -> dict:
-    pool = read_parquet("data/prepared/pool.parquet")
-    cache_path = cache_dir() / "requests.sqlite"
-    cache = RequestCache(cache_path)
-    scores, metrics = grade(pool, params.score, params, cache, cache_path)
-    for name in params.score.graders:
-        extra, extra_metrics = grade(pool, params.score.grader(name), params, cache, cache_path)
-        scores = with_grader_columns(scores, extra, name)
-        metrics.setdefault("graders", {})[name] = extra_metrics
-    metrics["cost_usd_total"] = round(metrics["cost_usd"] + sum(g["cost_usd"] for g in
-                                                               metrics.get("graders", {}).values()), 6)
-    if params.score.iqs_model:
-        from ift_select import iqs
-
-        scores["iqs"] = iqs.score_rows(pool, params.score.iqs_model)
-    write_parquet(Path("data/scores/scores.parquet"), scores)
-    return metrics
-
+from ift_select.core.stage import main
 
 if __name__ == "__main__":
-    stage.run("score", main, stage_params=lambda p: {"score": p.score.__dict__})
+    main("score")

@@ -175,7 +175,7 @@ def lock_md5(root: Path, stage: str, path: str) -> str:
 
 
 def temp_leftovers(*dirs: Path) -> list[Path]:
-    """Files an interrupted write would leave (``ift_select.io`` writes ``.<name>.<random><suffix>`` beside
+    """Files an interrupted write would leave (``ift_select.core.io`` writes ``.<name>.<random><suffix>`` beside
     the target; prepare stages test sets in ``.tests.<random>``): hidden entries other than .gitignore and
     training checkpoints (``.<arm>.ckpt``)."""
     return [p for d in dirs if d.exists() for p in d.iterdir()

@@ -71,6 +71,8 @@ def pipeline_env(root: Path) -> dict:
                DVC_NO_ANALYTICS="1", PYTHONUNBUFFERED="1")
     env.pop("IFT_SELECT_ROOT", None)
     env.pop("IFT_SELECT_CACHE_DIR", None)
+    env["PYTHONPATH"] = os.pathsep.join([str(root / "src"), *[p for p in env.get("PYTHONPATH", "").split(os.pathsep)
+                                                             if p and not p.endswith("/src")]])
     return env
 
 

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from ift_select.agreement import bundled_agreement, judge_labels, load_human, longer_baseline, score_labels
+from ift_select.evaluation.agreement import bundled_agreement, judge_labels, load_human, longer_baseline, score_labels
 from ift_select.cli import app
-from ift_select.errors import DataError
+from ift_select.core.errors import DataError
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import pytest
 from fake_openai import FakeOpenAI
 
 from ift_select.llm import RequestCache, make_backend
-from ift_select.prompts import load_template
-from ift_select.scoring import score_pool
+from ift_select.llm.templates import load_template
+from ift_select.grading.alpagasus import score_pool
 
 PRICING = {"pricey": {"input": 100.0, "output": 400.0}, "batch_discount": 0.5}  # USD per 1M tokens
 ROWS = 30

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ift_select.car import k_for, rank_order, select_car
-from ift_select.config import CarParams
-from ift_select.errors import ConfigError, DataError
+from ift_select.selection.car import k_for, rank_order, select_car
+from ift_select.core.params import CarParams
+from ift_select.core.errors import ConfigError, DataError
 
 
 def make_pool(n: int = 300, dim: int = 24, seed: int = 0) -> tuple[pd.DataFrame, pd.Series, np.ndarray, list[str]]:

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from ift_select.config import flatten, load_params
-from ift_select.errors import ConfigError
+from ift_select.core.config import flatten, load_params
+from ift_select.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,7 @@ import pytest
 
 from ift_select.data import load_pool, load_test_set
 from ift_select.data.common import MAX_REASONS
-from ift_select.errors import DataError
+from ift_select.core.errors import DataError
 
 GOOD = {"instruction": "Add 2 and 3.", "input": "", "output": "5"}
 

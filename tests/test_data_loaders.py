@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from ift_select.cli import app
 from ift_select.data import inspect_file, load_pool, load_test_set, row_id
-from ift_select.errors import DataError
+from ift_select.core.errors import DataError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "data"
 POOL_COLUMNS = ["id", "instruction", "input", "output", "source", "source_line"]

@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ift_select.config import EmbedParams
-from ift_select.embedding import MINILM, embed_pool, embed_texts, load_embeddings, load_model, model_path, row_text
-from ift_select.errors import ConfigError
+from ift_select.core.params import EmbedParams
+from ift_select.embedding.encoder import MINILM, embed_pool, embed_texts, load_model, model_path, row_text
+from ift_select.embedding.store import load_embeddings
+from ift_select.core.errors import ConfigError
 
 pytestmark = pytest.mark.slow
 

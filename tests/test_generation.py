@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 import torch
 
-from ift_select.base_models import model_dir
-from ift_select.config import GenerateParams
-from ift_select.errors import ConfigError
-from ift_select.generation import COLUMNS, _decode, generate
-from ift_select.prompting import alpaca_prompt, load_tokenizer, prompts_dir
+from ift_select.llm.models import model_dir
+from ift_select.core.params import GenerateParams
+from ift_select.core.errors import ConfigError
+from ift_select.training.generation import COLUMNS, _decode, generate
+from ift_select.training.prompting import alpaca_prompt, load_tokenizer, prompts_dir
 
 
 @pytest.fixture(scope="module")

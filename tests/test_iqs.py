@@ -10,10 +10,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-import ift_select.iqs as iqs
-import ift_select.iqs_finetune as iqs_finetune
+import ift_select.grading.iqs as iqs
+import ift_select.grading.iqs_finetune as iqs_finetune
 from ift_select.commands import iqs as iqs_cmd
-from ift_select.errors import DataError
+from ift_select.core.errors import DataError
 
 LABELS = "car_expert_revised_scores/APE_score_train.csv"
 VALID = "car_expert_revised_scores/APE_score_valid.csv"

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 from typer.testing import CliRunner
 
-import ift_select.iqs as iqs
-from ift_select import iqs_probe
+import ift_select.grading.iqs as iqs
+from ift_select.grading import iqs_probe
 from test_iqs import LABELS, PAIRS, VALID, cli
 
 

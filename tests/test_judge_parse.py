@@ -10,10 +10,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from ift_select.judge_parse import parse_reply, parse_scores, parse_verdict
-from ift_select.judging import judge_pair, reference_generations
+from ift_select.evaluation.parse import parse_reply, parse_scores, parse_verdict
+from ift_select.evaluation.pairwise import judge_pair, reference_generations
 from ift_select.llm.base import ChatReply, ChatRequest, OnReply
-from ift_select.prompts import load_template
+from ift_select.llm.templates import load_template
 
 GPT_LABEL = {"1": "1", "2": "2", "Tie": "tie", "garbage": None}
 

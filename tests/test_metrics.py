@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ift_select.cli import app
-from ift_select.errors import DataError
-from ift_select.metrics import item_outcomes, summarize, summarize_pairs
+from ift_select.core.errors import DataError
+from ift_select.evaluation.metrics import item_outcomes, summarize, summarize_pairs
 
 # (item, verdict in order ab, verdict in order ba, category) -> outcome for model_a, by the paper's rule
 HAND_TABLE = [

@@ -15,10 +15,10 @@ import urllib.request
 import pandas as pd
 import pytest
 
-from ift_select.base_models import model_dir
+from ift_select.llm.models import model_dir
 from ift_select.llm import ChatRequest, RequestCache, make_backend, run_requests
-from ift_select.prompts import load_template
-from ift_select.scoring import score_pool, summarize
+from ift_select.llm.templates import load_template
+from ift_select.grading.alpagasus import score_pool, summarize
 
 
 def free_port() -> int:

@@ -11,8 +11,8 @@ import pytest
 from fake_openai import FakeOpenAI
 
 from ift_select.llm import ChatRequest, RequestCache, make_backend, run_requests
-from ift_select.prompts import load_template
-from ift_select.scoring import score_pool, summarize
+from ift_select.llm.templates import load_template
+from ift_select.grading.alpagasus import score_pool, summarize
 
 # row instruction -> final status
 EXPECTED = {

@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from ift_select.errors import ConfigError
+from ift_select.core.errors import ConfigError
 from ift_select.llm import ChatReply, ChatRequest
 from ift_select.llm.pricing import Ledger, PriceTable, TokenCounter, estimate, prompt_tokens, token_counter
 

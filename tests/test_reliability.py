@@ -30,7 +30,7 @@ from typer.testing import CliRunner
 from audit_repo import (PAIR, baseline, cache_rows, copy_repo, dvc, git, kill_stage_when, lock_md5, server,
                         temp_leftovers)
 from ift_select.cli import app
-from ift_select.dvcinfo import dvc_hash
+from ift_select.provenance.dvcrepo import dvc_hash
 
 REPO = Path(__file__).resolve().parents[1]
 GOOD = [{"instruction": f"Add {i} and 3.", "input": "", "output": str(i + 3)} for i in range(6)]
@@ -223,7 +223,7 @@ def test_bad_test_set_names_its_file_and_line(workdir):
 WRITER = """
 import sys, time
 from pathlib import Path
-from ift_select.io import write_with
+from ift_select.core.io import write_with
 
 def slow(tmp: Path) -> None:
     with open(tmp, "wb") as fh:
@@ -256,8 +256,8 @@ def test_kill_during_a_write_leaves_the_old_file(tmp_path):
 
 
 def test_failed_writes_leave_the_old_file_and_no_temp_file(tmp_path):
-    from ift_select.errors import IftSelectError
-    from ift_select.io import write_json, write_parquet, write_with
+    from ift_select.core.errors import IftSelectError
+    from ift_select.core.io import write_json, write_parquet, write_with
 
     target = tmp_path / "selected.parquet"
     write_parquet(target, pd.DataFrame({"id": ["a", "b"]}))

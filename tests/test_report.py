@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ift_select.config import JudgePair, Params
-from ift_select.reporting import ReportInputs, build_report
+from ift_select.core.params import JudgePair, Params
+from ift_select.reporting.report import ReportInputs, build_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

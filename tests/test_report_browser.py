@@ -11,7 +11,7 @@ import subprocess
 import pytest
 from test_report import make_inputs
 
-from ift_select.reporting import build_report
+from ift_select.reporting.report import build_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 
 from ift_select.llm import ChatReply, RequestCache, make_backend
-from ift_select.prompts import load_template
-from ift_select.scoring import expected_score, parse_score, read_reply, score_pool
+from ift_select.llm.templates import load_template
+from ift_select.grading.alpagasus import expected_score, parse_score, read_reply, score_pool
 
 
 @pytest.mark.parametrize("text, value", [
@@ -60,7 +60,7 @@ def test_local_grader_scores_every_row_and_caches(tmp_path):
 
 
 def test_extra_grader_settings_override_the_primary():
-    from ift_select.config import ScoreParams
+    from ift_select.core.params import ScoreParams
 
     primary = ScoreParams(backend="openai", model="gpt-4o-mini",
                           graders={"helpfulness": {"dimension": "helpfulness"},
@@ -72,7 +72,7 @@ def test_extra_grader_settings_override_the_primary():
 
 
 def test_extra_grader_columns_join_by_id():
-    from ift_select.scoring import GRADER_COLUMNS, with_grader_columns
+    from ift_select.grading.alpagasus import GRADER_COLUMNS, with_grader_columns
 
     base = pd.DataFrame({"id": ["a", "b"], **{c: [1, 2] for c in GRADER_COLUMNS}})
     extra = pd.DataFrame({"id": ["b", "a"], **{c: [20, 10] for c in GRADER_COLUMNS}})

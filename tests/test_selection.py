@@ -2,9 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ift_select.config import Params
-from ift_select.errors import ConfigError
-from ift_select.selection import select_alpagasus, select_arm, select_random
+from ift_select.core.params import Params
+from ift_select.core.errors import ConfigError
+from ift_select.selection.arms import select_alpagasus, select_arm, select_random
 
 
 def _pool(n: int = 50) -> tuple[pd.DataFrame, pd.DataFrame]:

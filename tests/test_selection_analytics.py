@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ift_select import selection_analytics as sa
-from ift_select.car import pool_clusters, select_car
-from ift_select.config import CarParams
+from ift_select.selection import analytics as sa
+from ift_select.selection.car import pool_clusters, select_car
+from ift_select.core.params import CarParams
 
 
 @pytest.mark.parametrize("text, group", [

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from audit_repo import ARMS, PAIR, baseline, copy_repo, dvc, git, lock_md5
-from ift_select.config import flatten
-from ift_select.dvcinfo import stage_names
+from ift_select.core.config import flatten
+from ift_select.provenance.dvcrepo import stage_names
 
 pytestmark = pytest.mark.slow
 

@@ -16,13 +16,14 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from ift_select import launch
-from ift_select.base_models import model_dir
-from ift_select.config import GenerateParams, LoraParams, TrainParams, build
-from ift_select.errors import ConfigError
-from ift_select.generation import generate
-from ift_select.prompting import encode_example, encode_prompt, load_tokenizer
-from ift_select.training import IGNORE, collate, plan_batches, token_loss, train
+from ift_select.training import launch
+from ift_select.llm.models import model_dir
+from ift_select.core.typed import build
+from ift_select.core.params import GenerateParams, LoraParams, TrainParams
+from ift_select.core.errors import ConfigError
+from ift_select.training.generation import generate
+from ift_select.training.prompting import encode_example, encode_prompt, load_tokenizer
+from ift_select.training.loop import IGNORE, collate, plan_batches, token_loss, train
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -147,8 +148,9 @@ CHILD = """
 import json, sys, time
 from pathlib import Path
 import pandas as pd
-from ift_select.config import TrainParams, build
-from ift_select.training import train
+from ift_select.core.typed import build
+from ift_select.core.params import TrainParams
+from ift_select.training.loop import train
 selection, base, out, stop_at, params = sys.argv[1:6]
 def hook(step):
     if step == int(stop_at):

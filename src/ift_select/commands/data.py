@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from ift_select.cli_util import command
+from ift_select.core.cli_util import command
 from ift_select.data import inspect_file
 
 

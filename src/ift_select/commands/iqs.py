@@ -1,4 +1,4 @@
-"""``ift-select iqs train|eval``: CaR's Instruction-pair Quality Scorer (see ift_select.iqs)."""
+"""``ift-select iqs train|eval``: CaR's Instruction-pair Quality Scorer (see ift_select.grading.iqs)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 
 import typer
 
-from ift_select.cli_util import command
-from ift_select.errors import ConfigError
-from ift_select.iqs import TrainSettings, pairwise_eval, train_iqs
+from ift_select.core.cli_util import command
+from ift_select.core.errors import ConfigError
+from ift_select.grading.iqs import TrainSettings, pairwise_eval, train_iqs
 
 D = TrainSettings()  # the CLI's defaults are the library's
 

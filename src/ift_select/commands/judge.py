@@ -14,10 +14,11 @@ from typing import Any
 import pandas as pd
 import typer
 
-from ift_select.cli_util import command
-from ift_select.config import JudgeParams, Params, load_params
-from ift_select.errors import ConfigError, DataError
-from ift_select.io import read_parquet, write_parquet, write_text
+from ift_select.core.cli_util import command
+from ift_select.core.config import load_params
+from ift_select.core.params import JudgeParams, Params
+from ift_select.core.errors import ConfigError, DataError
+from ift_select.core.io import read_parquet, write_parquet, write_text
 
 def _settings(params_path: Path, **flags: Any) -> tuple[JudgeParams, Params]:
     params = load_params(params_path) if params_path.exists() else Params()
@@ -34,8 +35,8 @@ def _settings(params_path: Path, **flags: Any) -> tuple[JudgeParams, Params]:
 def _run_setup(judge: JudgeParams, params: Params, no_cache: bool) -> tuple[Any, Any, Any]:
     from ift_select.llm import RequestCache
     from ift_select.llm.factory import backend_for
-    from ift_select.paths import cache_dir
-    from ift_select.prompts import load_template
+    from ift_select.core.paths import cache_dir
+    from ift_select.llm.templates import load_template
 
     template = load_template(judge.prompt)
     cache = None if no_cache else RequestCache(cache_dir() / "requests.sqlite")
@@ -100,8 +101,8 @@ def main(
 
 def _judge(a: Path | None, b: Path | None, out: Path | None, tests: Path | None, vs_reference: bool,
            bootstrap: int, seed: int, params_path: Path, no_cache: bool, flags: dict[str, Any]) -> dict[str, Any]:
-    from ift_select.judging import REFERENCE_ARM, judge_pair, reference_generations
-    from ift_select.metrics import summarize
+    from ift_select.evaluation.pairwise import REFERENCE_ARM, judge_pair, reference_generations
+    from ift_select.evaluation.metrics import summarize
 
     if a is None or out is None or (b is None and not vs_reference):
         raise ConfigError("judge: give --a, --b (or --vs-reference with --tests) and --out")
@@ -136,8 +137,8 @@ def agreement(
 ) -> dict[str, Any]:
     """Agreement of the configured judge with the 2-of-3 human majority (ties included), Cohen's kappa, the
     "longer response wins" baseline and the bundled GPT-3.5/PandaLM-7B judges' figures on the same pairs."""
-    from ift_select.agreement import measure_agreement
-    from ift_select.io import write_json
+    from ift_select.evaluation.agreement import measure_agreement
+    from ift_select.core.io import write_json
 
     judge, params = _settings(params_path, backend=backend, model=model, base_url=base_url,
                               api_key_env=api_key_env, prompt=prompt, concurrency=concurrency,

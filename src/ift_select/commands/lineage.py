@@ -7,17 +7,17 @@ from typing import Optional
 
 import typer
 
-from ift_select import lineage
-from ift_select.cli_util import command
-from ift_select.errors import ConfigError, IftSelectError
-from ift_select.paths import default_tracking_uri
+from ift_select.provenance import lineage
+from ift_select.core.cli_util import command
+from ift_select.core.errors import ConfigError, IftSelectError
+from ift_select.core.paths import default_tracking_uri
 
 
 def _tracking_uri(given: str | None) -> str:
     if given:
         return given
     if Path("params.yaml").exists():
-        from ift_select.config import load_params
+        from ift_select.core.config import load_params
 
         try:
             configured = load_params().mlflow.tracking_uri

@@ -7,8 +7,8 @@ from typing import Any
 
 import typer
 
-from ift_select.cli_util import command, emit
-from ift_select.metrics import read_judgments, summarize_pairs
+from ift_select.core.cli_util import command, emit
+from ift_select.evaluation.metrics import read_judgments, summarize_pairs
 
 
 def _line(name: str, s: dict[str, Any]) -> str:

@@ -21,10 +21,11 @@ from typing import Any
 
 import typer
 
-from ift_select.cli_util import command, emit
-from ift_select.config import Params, load_params
-from ift_select.io import write_parquet
-from ift_select.paths import cache_dir
+from ift_select.core.cli_util import command, emit
+from ift_select.core.config import load_params
+from ift_select.core.params import Params
+from ift_select.core.io import write_parquet
+from ift_select.core.paths import cache_dir
 
 
 class BackendName(str, Enum):
@@ -75,8 +76,8 @@ def score(
     endpoint refused it (401/403/404); what finished is written and cached either way."""
     from ift_select.llm import RequestCache
     from ift_select.llm.factory import backend_for, run_outcome
-    from ift_select.prompts import load_template
-    from ift_select.scoring import score_pool, summarize
+    from ift_select.llm.templates import load_template
+    from ift_select.grading.alpagasus import score_pool, summarize
 
     start = time.perf_counter()
     params = _params(params_file)
@@ -118,7 +119,7 @@ def _judge_requests(input: Path, params: Params, prompt: str | None, response_to
     generation length, since the answers do not exist yet."""
     from ift_select.data import load_test_set
     from ift_select.llm import ChatRequest
-    from ift_select.prompts import load_template
+    from ift_select.llm.templates import load_template
 
     tests, _ = load_test_set(input, "estimate")
     if max_rows is not None:
@@ -157,8 +158,8 @@ def estimate(
     its BPE files), else a HF tokenizer, else chars/4 (``token_count_method`` says which); reply tokens at
     their cap, so the figure is an upper bound for replies, not counting format-reminder retries."""
     from ift_select.llm.pricing import PriceTable, estimate as price_run, token_counter
-    from ift_select.prompts import load_template
-    from ift_select.scoring import rating_requests
+    from ift_select.llm.templates import load_template
+    from ift_select.grading.alpagasus import rating_requests
 
     params = _params(params_file)
     if kind is Kind.score:

@@ -7,7 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from ift_select.errors import DataError
+from ift_select.core.errors import DataError
 
 OnInvalid = Literal["error", "skip"]
 MAX_REASONS = 100  # skipped_reasons keeps the first 100; `skipped` counts them all

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ift_select.errors import DataError
+from ift_select.core.errors import DataError
 
 Record = dict[str, Any]
 

@@ -24,7 +24,7 @@ import pandas as pd
 
 from ift_select.data.common import Collector, InvalidRow, LoadReport, OnInvalid, check_text, row_id
 from ift_select.data.formats import Row, container_for, open_rows
-from ift_select.errors import DataError
+from ift_select.core.errors import DataError
 
 CANONICAL = ("instruction", "input", "output")
 CONTRACT = ("id", "instruction", "input", "output", "source", "source_line")

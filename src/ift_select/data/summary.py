@@ -8,7 +8,7 @@ from typing import Any, Literal
 from ift_select.data.common import OnInvalid
 from ift_select.data.pool import load_pool
 from ift_select.data.testsets import load_test_set
-from ift_select.errors import DataError
+from ift_select.core.errors import DataError
 
 
 def inspect_file(path: str | Path, kind: Literal["pool", "test"] = "pool", format: str = "auto",

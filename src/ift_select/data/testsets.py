@@ -18,7 +18,7 @@ import pandas as pd
 
 from ift_select.data.common import Collector, InvalidRow, LoadReport, check_text, is_missing, row_id
 from ift_select.data.formats import Row, open_rows
-from ift_select.errors import DataError
+from ift_select.core.errors import DataError
 
 COLUMNS = ("id", "test_set", "instruction", "input", "reference", "category", "source_line")
 _MISSING = object()

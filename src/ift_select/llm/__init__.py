@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ift_select.errors import ConfigError
+from ift_select.core.errors import ConfigError
 from ift_select.llm.base import Backend, ChatReply, ChatRequest
 from ift_select.llm.cache import RequestCache
 from ift_select.llm.runner import RunStats, run_requests

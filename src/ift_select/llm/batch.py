@@ -25,11 +25,11 @@ from typing import Any
 
 import openai
 
-from ift_select.io import write_json
+from ift_select.core.io import write_json
 from ift_select.llm.base import ChatReply, ChatRequest, OnReply
 from ift_select.llm.cache import request_key
 from ift_select.llm.openai_compat import OpenAIEndpoint, error_reply
-from ift_select.paths import cache_dir
+from ift_select.core.paths import cache_dir
 
 ENDPOINT = "/v1/chat/completions"
 FINAL = frozenset({"completed", "failed", "expired", "cancelled"})

@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from ift_select.config import JudgeParams, ScoreParams
+from ift_select.core.params import JudgeParams, ScoreParams
 from ift_select.llm import Backend, make_backend
 
 

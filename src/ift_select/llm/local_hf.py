@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from ift_select import base_models
-from ift_select.devices import autocast, device
+from ift_select.llm import models as base_models
+from ift_select.core.devices import autocast, device
 from ift_select.llm.base import ChatReply, ChatRequest, OnReply
 
 

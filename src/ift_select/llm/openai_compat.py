@@ -44,7 +44,7 @@ try:
 except ImportError:  # earlier SDKs
     import httpx  # type: ignore[no-redef]
 
-from ift_select.errors import ConfigError
+from ift_select.core.errors import ConfigError
 from ift_select.llm import register
 from ift_select.llm.base import Backend, ChatReply, ChatRequest, OnReply
 from ift_select.llm.pricing import Ledger, PriceTable, prompt_tokens, token_counter

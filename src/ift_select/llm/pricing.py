@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ift_select.errors import BudgetExceeded, ConfigError
+from ift_select.core.errors import BudgetExceeded, ConfigError
 from ift_select.llm.base import ChatReply, ChatRequest
 
 PER_MESSAGE_TOKENS = 4  # role markers per message (OpenAI's chat format uses 3-4), plus 3 to prime the reply
@@ -104,7 +104,7 @@ def token_counter(model: str, tokenizer: str | None = None) -> TokenCounter:
         except Exception:  # unknown model, or BPE file unavailable offline
             pass
     try:
-        from ift_select.base_models import identify, model_dir
+        from ift_select.llm.models import identify, model_dir
 
         if tokenizer is None and identify(model).kind == "hub":  # never wait on the network for a count
             raise LookupError(model)

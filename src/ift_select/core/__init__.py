@@ -1,0 +1,1 @@
+"""What every stage shares: typed params, paths, atomic io, errors, devices, the stage runner."""

@@ -1,0 +1,211 @@
+"""The typed view of params.yaml: one dataclass per section. Loaded and validated by ``core.config``."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ift_select.core.typed import build
+
+Precision = Literal["auto", "bf16", "fp32"]
+
+
+@dataclass
+class OpenAISettings:
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = 16
+    timeout_s: float = 60.0
+    max_retries: int = 6
+    temperature: float = 0.0
+    max_cost_usd: float | None = None
+    batch_api: bool = False
+    top_logprobs: int = 20
+    prefill: Literal["drop", "send", "continue"] = "drop"  # what to do with a prompt's trailing assistant turn
+    poll_s: float = 30.0  # batch API: seconds between polls
+    max_wait_s: float | None = None  # batch API: stop waiting (resumable) after this long
+
+
+@dataclass
+class TestSetSpec:
+    path: str
+    format: str = "auto"
+
+
+@dataclass
+class DataParams:
+    pool: str = "data/sample/pool.jsonl"
+    format: str = "auto"
+    field_map: dict[str, str] = field(default_factory=dict)
+    on_invalid: Literal["error", "skip"] = "error"
+    max_rows: int | None = None
+    test_sets: dict[str, TestSetSpec] = field(default_factory=dict)
+
+
+@dataclass
+class ScoreParams:
+    backend: Literal["local", "openai"] = "local"
+    model: str = "smollm2-135m-instruct"
+    dimension: str = "accuracy"
+    prompt: str = "prompts/alpagasus_rating_prefill.txt"
+    batch_size: int = 8
+    max_new_tokens: int = 24
+    min_prob_mass: float = 0.1
+    precision: Precision = "auto"
+    max_length: int = 768
+    iqs_model: str | None = None
+    openai: OpenAISettings = field(default_factory=OpenAISettings)
+    # Extra graders: {name: {any score.* key to override}}; each adds columns score_<name>, status_<name>, ...
+    graders: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def grader(self, name: str) -> ScoreParams:
+        """The settings of extra grader ``name``: the primary grader's, overridden by ``graders[name]``."""
+        base = dataclasses.asdict(self)
+        base.pop("graders")
+        overrides = self.graders[name]
+        merged = {**base, **overrides, "openai": {**base["openai"], **overrides.get("openai", {})}}
+        return build(ScoreParams, merged, f"score.graders.{name}")
+
+
+@dataclass
+class EmbedParams:
+    model: str = "all-minilm-l6-v2"
+    batch_size: int = 16
+    precision: Precision = "auto"
+
+
+@dataclass
+class CarParams:
+    scorer: Literal["grader", "iqs"] = "grader"
+    pca_variance: float = 0.95
+    k: int | None = None
+    n_init: int = 10
+
+
+@dataclass
+class AlpagasusSelect:
+    column: str = "score"
+
+
+@dataclass
+class SelectParams:
+    alpagasus: AlpagasusSelect = field(default_factory=AlpagasusSelect)
+
+
+@dataclass
+class LoraParams:
+    enabled: bool = False
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    merge: bool = True
+    qlora: bool = False
+
+
+@dataclass
+class TrainParams:
+    seed: int = 42
+    epochs: float = 1
+    lr: float = 5e-5
+    batch_size: int = 8
+    grad_accum: int = 1
+    max_length: int = 256
+    warmup_ratio: float = 0.03
+    scheduler: str = "cosine"
+    weight_decay: float = 0.0
+    precision: Precision = "auto"
+    group_by_length: bool = True
+    save_dtype: Literal["bfloat16", "float32", "float16"] = "bfloat16"
+    checkpoint_steps: int = 50
+    launcher: Literal["python", "accelerate"] = "python"
+    accelerate_config: str = "configs/accelerate/cpu.yaml"
+    lora: LoraParams = field(default_factory=LoraParams)
+
+
+@dataclass
+class GenerateParams:
+    seed: int = 42
+    batch_size: int = 16
+    max_new_tokens: int = 96
+    do_sample: bool = False
+    temperature: float = 0.95
+    top_p: float = 0.7
+    top_k: int = 50
+    max_prompt_length: int = 512
+    precision: Precision = "auto"
+    engine: Literal["hf", "vllm"] = "hf"
+
+
+@dataclass
+class JudgePair:
+    a: str
+    b: str
+
+
+@dataclass
+class JudgeParams:
+    backend: Literal["local", "openai"] = "local"
+    model: str = "smollm2-135m-instruct"
+    prompt: str = "prompts/judge_mt_bench_prefill.txt"
+    batch_size: int = 8
+    max_new_tokens: int = 24
+    precision: Precision = "auto"
+    max_length: int = 1024
+    openai: OpenAISettings = field(default_factory=OpenAISettings)
+    pairs: dict[str, JudgePair] = field(default_factory=dict)
+
+
+@dataclass
+class ReportParams:
+    bootstrap: int = 1000
+    ci: float = 0.95
+
+
+@dataclass
+class MlflowParams:
+    tracking_uri: str | None = None
+    experiment: str = "ift-select"
+
+
+Method = Literal["alpagasus", "car", "random", "full"]
+METHOD_SETTINGS: dict[str, tuple[str, ...]] = {  # the ArmSpec fields each method reads
+    "alpagasus": ("tau", "column"), "car": ("n1", "n2", "scorer"), "random": ("match", "size"), "full": ()}
+
+
+@dataclass
+class ArmSpec:
+    """One arm: ``{method: alpagasus|car|random|full, <that method's settings>}``. A setting left out takes
+    the top-level knob (``tau``, ``n1``, ``n2``) or its section's default (``select.alpagasus.column``,
+    ``car.scorer``); ``random`` matches the size of the arm it names (``match``) or takes a fixed ``size``."""
+
+    method: Method
+    tau: float | None = None
+    column: str | None = None
+    n1: int | None = None
+    n2: int | None = None
+    scorer: Literal["grader", "iqs"] | None = None
+    match: str | None = None
+    size: int | None = None
+
+
+@dataclass
+class Params:
+    tau: float = 3.0
+    n1: int = 30
+    n2: int = 1
+    seed: int = 42
+    base_model: str = "smollm2-135m-instruct"
+    arms: dict[str, ArmSpec] = field(default_factory=dict)
+    data: DataParams = field(default_factory=DataParams)
+    score: ScoreParams = field(default_factory=ScoreParams)
+    embed: EmbedParams = field(default_factory=EmbedParams)
+    car: CarParams = field(default_factory=CarParams)
+    select: SelectParams = field(default_factory=SelectParams)
+    train: TrainParams = field(default_factory=TrainParams)
+    generate: GenerateParams = field(default_factory=GenerateParams)
+    judge: JudgeParams = field(default_factory=JudgeParams)
+    report: ReportParams = field(default_factory=ReportParams)
+    pricing: dict[str, Any] = field(default_factory=dict)
+    mlflow: MlflowParams = field(default_factory=MlflowParams)

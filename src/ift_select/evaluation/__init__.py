@@ -1,0 +1,1 @@
+"""Pairwise judging, its metrics, and judge qualification (the judge and qualify stages)."""

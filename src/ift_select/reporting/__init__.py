@@ -1,0 +1,1 @@
+"""The report: Markdown/HTML, figures, DVC plot data (the report stage)."""

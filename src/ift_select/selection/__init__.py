@@ -1,0 +1,1 @@
+"""Selection arms as data: AlpaGasus, CaR, random, full (the arms and select stages)."""
