@@ -68,9 +68,13 @@ def test_dolly_3k_keeps_category_and_counts_its_two_exact_duplicates(shared_data
 
 def test_field_map_on_coachlm_expert_revisions(shared_data):
     field_map = {"instruction": "Raw Instruction", "input": "Raw Input", "output": "Raw Response"}
-    frame, report = load_pool(shared_data("coachlm_expert_revision/expert_revision_dataset.json"),
-                              field_map=field_map)
-    assert report.records == report.kept == 2301 and report.field_map == field_map
+    path = shared_data("coachlm_expert_revision/expert_revision_dataset.json")
+    with pytest.raises(DataError, match=r"expert_revision_dataset\.json:11252: field 'Raw Instruction' "
+                                        r"\(instruction\) is empty$"):
+        load_pool(path, field_map=field_map)
+    frame, report = load_pool(path, field_map=field_map, on_invalid="skip")
+    assert (report.records, report.kept, report.skipped) == (2301, 2299, 2) and report.field_map == field_map
+    assert [r["reason"] for r in report.skipped_reasons] == ["field 'Raw Instruction' (instruction) is empty"] * 2
     assert {"Revised Instruction", "Revised Response", "Distance"} <= set(frame.columns)
     assert "Raw Instruction" not in frame.columns
 
@@ -90,8 +94,9 @@ def test_pandalm_pairs_with_boolean_responses_error_or_skip(shared_data):
     with pytest.raises(DataError, match=r"testset-v1\.json:1886: field 'response1' \(output\) must be a string"):
         load_pool(path, field_map={"output": "response1"})
     _, report = load_pool(path, field_map={"output": "response1"}, on_invalid="skip")
-    assert report.skipped == 4 and report.records == 999
+    assert report.skipped == 5 and report.records == 999  # 4 booleans, 1 whitespace-only instruction
     assert report.skipped_reasons[0]["line"] == 1886
+    assert sum(r["reason"] == "field 'instruction' is whitespace only" for r in report.skipped_reasons) == 1
 
 
 # --- the same rows in every pool format ------------------------------------------------------------------
@@ -198,13 +203,19 @@ def test_selfinstruct_252_has_references(shared_data):
 
 
 def test_pandalm_170_and_its_pairs_file(shared_data):
-    frame, report = load_test_set(shared_data("pandalm170/testset-inference-v1.json"), "pandalm")
-    assert (report.format, len(frame)) == ("pandalm", 170)
+    path = shared_data("pandalm170/testset-inference-v1.json")
+    # item 162 asks nothing (instruction " ", input "Truthfulness"): an error, or a counted skip
+    with pytest.raises(DataError, match=r"testset-inference-v1\.json:807: field 'instruction' is whitespace only$"):
+        load_test_set(path, "pandalm")
+    frame, report = load_test_set(path, "pandalm", on_invalid="skip")
+    assert (report.format, report.records, len(frame), report.skipped) == ("pandalm", 170, 169, 1)
+    assert report.skipped_reasons == [{"line": 807, "reason": "field 'instruction' is whitespace only"}]
     assert frame["category"].notna().all() and frame["id"].is_unique
     assert frame["source_line"].iloc[0] == 2
     # the 999 human-annotated pairs repeat those 170 instructions: same ids, counted as duplicates
-    pairs, pairs_report = load_test_set(shared_data("pandalm170/testset-v1.json"), "pandalm")
-    assert (pairs_report.records, pairs_report.kept, pairs_report.duplicates) == (999, 170, 829)
+    pairs, pairs_report = load_test_set(shared_data("pandalm170/testset-v1.json"), "pandalm", on_invalid="skip")
+    assert (pairs_report.records, pairs_report.kept, pairs_report.duplicates, pairs_report.skipped) == (
+        999, 169, 829, 1)
     assert set(pairs["id"]) == set(frame["id"])
 
 

@@ -10,6 +10,7 @@ import typer
 
 from ift_select.core.cli_util import command
 from ift_select.data import inspect_file
+from ift_select.data.common import locate
 
 
 class Kind(str, Enum):
@@ -29,18 +30,22 @@ def inspect(
     format: str = typer.Option("auto", "--format", help="Force a format (pool: alpaca_json, jsonl, csv, "
                                "parquet, dolly; test: vicuna, koala, wizardlm, selfinstruct, pandalm, "
                                "coachlm, mtbench, generic)."),
-    on_invalid: OnInvalid = typer.Option(OnInvalid.error, "--on-invalid", help="Pools: error on an invalid "
-                                         "row, or skip and count it."),
+    on_invalid: OnInvalid = typer.Option(OnInvalid.error, "--on-invalid", help="Error on an invalid row, or "
+                                         "skip and count it (data.on_invalid)."),
 ) -> dict[str, Any]:
     """Detected format, field mapping and row counts of PATH; the last line is the same as JSON."""
     info = inspect_file(path, kind=kind.value, format=format, on_invalid=on_invalid.value)
     mapping = ", ".join(f"{k} <- {v}" for k, v in info["field_map"].items())
     typer.echo(f"{info['path']}: {info['kind']} file, format {info['format']}")
     typer.echo(f"  fields:     {mapping}")
+    if info["wrapper_key"] is not None:
+        typer.echo(f"  wrapper:    records read from the list under key {info['wrapper_key']!r}")
     typer.echo(f"  records:    {info['records']}  kept: {info['kept']}  duplicates: {info['duplicates']}  "
                f"skipped: {info['skipped']}")
     for reason in info["skipped_reasons"][:5]:
-        typer.echo(f"    line {reason['line']}: {reason['reason']}")
+        typer.echo(f"    {locate(**reason)}")
+    if info["skipped"] > 5:
+        typer.echo(f"    ... {info['skipped'] - 5} more skipped (skipped_reasons in the JSON line)")
     typer.echo(f"  columns:    {', '.join(info['columns'])}")
     return info
 

@@ -1,11 +1,17 @@
-"""Atomic file output (temp file in the same directory, then rename) and content hashes."""
+"""Atomic file output (temp file or directory beside the target, then rename) and content hashes.
+
+Outputs get the mode a plain ``open(path, "w")`` or ``mkdir`` would give under the current umask
+(mkstemp/mkdtemp create 0600/0700 whatever the umask).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +24,29 @@ from ift_select.core.errors import IftSelectError
 RECORD_KEY = b"ift_select"
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read from /proc where Linux offers it; elsewhere set and restored at once (under
+    a lock, with a restrictive value in between, so a file another thread creates meanwhile is private)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
+def _cannot_write(path: Path, exc: OSError) -> IftSelectError:
+    return IftSelectError(f"{path}: cannot write output ({exc.strerror or exc})")
+
+
 @contextmanager
 def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
@@ -25,19 +54,54 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
-        os.close(fd)
+        try:
+            os.fchmod(fd, 0o666 & ~current_umask())
+        except OSError:
+            os.unlink(tmp)
+            raise
+        finally:
+            os.close(fd)
     except OSError as exc:
-        raise IftSelectError(f"{path}: cannot write output ({exc.strerror or exc})") from exc
+        raise _cannot_write(path, exc) from exc
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
     except OSError as exc:
         tmp_path.unlink(missing_ok=True)
-        raise IftSelectError(f"{path}: cannot write output ({exc.strerror or exc})") from exc
+        raise _cannot_write(path, exc) from exc
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield an empty temporary directory beside ``path``; only if the block succeeds it takes the place of
+    ``path`` (a previous directory there is removed), so readers see the old tree or the new one whole."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        tmp.chmod(0o777 & ~current_umask())
+    except OSError as exc:
+        raise _cannot_write(path, exc) from exc
+    old = tmp.with_name(tmp.name + ".old")
+    try:
+        yield tmp
+        if path.exists():
+            path.rename(old)
+        try:
+            tmp.rename(path)
+        except OSError:
+            if old.exists() and not path.exists():
+                old.rename(path)
+            raise
+    except OSError as exc:
+        raise _cannot_write(path, exc) from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_with(path: str | Path, writer: Callable[[Path], Any]) -> None:

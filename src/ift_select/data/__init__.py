@@ -1,13 +1,22 @@
-"""Data loading: pools (Alpaca JSON, JSONL, CSV, Parquet, Dolly, field maps) and public test sets.
+"""Data loading: pools (Alpaca JSON, JSONL, CSV, Parquet, Dolly, field maps; each also .gz) and public test sets.
 
-Public API: ``load_pool``, ``load_test_set``, ``inspect_file``, ``LoadReport``, ``row_id``.
-Contracts (columns, ids, line numbers) are documented in ``pool``, ``testsets`` and ``formats``.
+Public API: ``load_pool``, ``load_test_set``, ``inspect_file``, ``summary_line``, ``LoadReport``, ``row_id``.
+Contracts (columns, ids, line numbers) are documented in ``pool``, ``testsets`` and ``formats``. They are
+imported on first use, so a stage that only reads prepared data (``data.prepared``) loads none of them.
 """
 
-from ift_select.data.common import LoadReport, normalise, row_id
-from ift_select.data.pool import POOL_FORMATS, load_pool
-from ift_select.data.summary import inspect_file
-from ift_select.data.testsets import TEST_FORMATS, load_test_set
+from __future__ import annotations
 
-__all__ = ["POOL_FORMATS", "TEST_FORMATS", "LoadReport", "inspect_file", "load_pool", "load_test_set",
-           "normalise", "row_id"]
+import importlib
+from typing import Any
+
+_EXPORTS = {"LoadReport": "common", "normalise": "common", "row_id": "common", "POOL_FORMATS": "pool",
+            "load_pool": "pool", "inspect_file": "summary", "summary_line": "summary", "TEST_FORMATS": "testsets",
+            "load_test_set": "testsets"}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'ift_select.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"ift_select.data.{_EXPORTS[name]}"), name)

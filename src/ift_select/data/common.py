@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from ift_select.data.formats import Row
 from ift_select.core.errors import DataError
 
 OnInvalid = Literal["error", "skip"]
 MAX_REASONS = 100  # skipped_reasons keeps the first 100; `skipped` counts them all
+DETECT_ROWS = 1000  # formats and field names are detected from the first rows
 ID_SEPARATOR = "\n\n"
 
 
@@ -32,24 +35,52 @@ class InvalidRow(Exception):
     """A row-level problem: an error naming file and line, or a counted skip with on_invalid='skip'."""
 
 
+class _Absent:
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT: Any = _Absent()  # a field the record does not have (None is a field holding null)
+
+
 def is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    """Absent, null or NaN."""
+    return value is ABSENT or value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def check_text(value: Any, source: str, canonical: str, *, required: bool) -> str | None:
-    """``value`` (read from field ``source``) as a string: missing -> InvalidRow when required, else None;
-    any other type -> InvalidRow. Messages name the file's own field (and the canonical one if different)."""
+def check_text(value: Any, source: str, canonical: str, *, required: bool, nonblank: bool = False) -> str | None:
+    """``value`` (read from field ``source``; ABSENT when the record lacks it) as a string. Absent, null or
+    NaN -> InvalidRow when required ("is missing" / "is null"), else None; another type -> InvalidRow; with
+    ``nonblank``, an empty or whitespace-only string -> InvalidRow. Messages name the file's own field (and
+    the canonical one if different)."""
     label = repr(source) if source == canonical else f"{source!r} ({canonical})"
     if is_missing(value):
-        if required:
-            raise InvalidRow(f"field {label} is missing")
-        return None
+        if not required:
+            return None
+        raise InvalidRow(f"field {label} is " + ("missing" if value is ABSENT else
+                                                 "null" if value is None else "null (NaN)"))
     if not isinstance(value, str):
         shown = repr(value)
         shown = shown if len(shown) <= 40 else shown[:37] + "..."
         kind = "boolean" if isinstance(value, bool) else type(value).__name__
         raise InvalidRow(f"field {label} must be a string, got {kind} {shown}")
+    if nonblank and not value.strip():
+        raise InvalidRow(f"field {label} is " + ("whitespace only" if value else "empty"))
     return value
+
+
+def first_record(path: str, rows: list[Row]) -> Row:
+    """The first row holding a record; when none does, there is nothing to detect the format from, and
+    the first row's problem is the file's error."""
+    for row in rows:
+        if row.record is not None:
+            return row
+    raise DataError(f"{path}:{rows[0].line}: {rows[0].error}")
+
+
+def locate(line: int, reason: str) -> str:
+    """A skip as listed to a user: ``line 4: <reason>``, or the reason alone when it names its line."""
+    return reason if reason.startswith((f"line {line} ", f"lines {line}-")) else f"line {line}: {reason}"
 
 
 @dataclass
@@ -64,13 +95,16 @@ class LoadReport:
     duplicates: int = 0
     skipped: int = 0
     skipped_reasons: list[dict[str, Any]] = field(default_factory=list)
+    wrapper_key: str | None = None  # the records were the list under this key of a one-key JSON object
+    capped_at: int | None = None  # data.max_rows stopped reading before the end of the file
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 class Collector:
-    """Accumulates valid rows, de-duplicating on ``id`` (first wins) and counting skips in the report."""
+    """Accumulates valid rows, de-duplicating on ``id`` (first wins) and counting skips in the report.
+    Rows are validated before de-duplication, so identical invalid rows are each a skip."""
 
     def __init__(self, report: LoadReport, on_invalid: OnInvalid) -> None:
         if on_invalid not in ("error", "skip"):
@@ -95,12 +129,27 @@ class Collector:
         self.rows.append(row)
         self.report.kept += 1
 
+    def consume(self, rows: Iterable[Row], make: Callable[[dict[str, Any], int], dict[str, Any]],
+                limit: int | None = None) -> list[dict[str, Any]]:
+        """Validate (``make`` raises InvalidRow) and collect every row; stop once ``limit`` rows are kept."""
+        for row in rows:
+            if limit is not None and self.report.kept >= limit:
+                self.report.capped_at = limit
+                break
+            self.report.records += 1
+            try:
+                if row.record is None:
+                    raise InvalidRow(row.error or "unreadable record")
+                self.add(make(row.record, row.line))
+            except InvalidRow as exc:
+                self.invalid(row.line, str(exc))
+        return self.finish()
+
     def finish(self) -> list[dict[str, Any]]:
         if self.report.records == 0:
             raise DataError(f"{self.report.path}: file is empty (no records)")
         if not self.rows:
             raise DataError(f"{self.report.path}: no valid records ({self.report.skipped} skipped; "
-                            f"first: line {self.report.skipped_reasons[0]['line']}: "
-                            f"{self.report.skipped_reasons[0]['reason']})")
+                            f"first: {locate(**self.report.skipped_reasons[0])})")
         return self.rows
 

@@ -8,7 +8,10 @@ contract's columns (e.g. an ``id`` of the source file) is kept as ``orig_<name>`
   each stripped with whitespace runs collapsed, joined by "\\n\\n"; first 16 hex digits.
 - ``source``: the path as given; ``source_line``: see ift_select.data.formats (line for JSONL and CSV with
   the header as line 1, line of the opening ``{`` for JSON lists, 1-based row index for Parquet).
-- ``input`` is "" when absent or null. An empty-string ``output`` is valid (it is a string; graders score it).
+- ``input`` is "" when absent or null. An empty-string ``output`` is valid (it is a string; graders score it);
+  an empty or whitespace-only ``instruction`` is not.
+- Files may be gzip-compressed (``pool.jsonl.gz``); a ``.json`` object whose only key holds the list of
+  records (``{"data": [...]}``) is read as that list and the key is reported as ``wrapper_key``.
 """
 
 from __future__ import annotations
@@ -22,14 +25,16 @@ from typing import Any
 
 import pandas as pd
 
-from ift_select.data.common import Collector, InvalidRow, LoadReport, OnInvalid, check_text, row_id
-from ift_select.data.formats import Row, container_for, open_rows
+from ift_select.data.common import (ABSENT, DETECT_ROWS, Collector, InvalidRow, LoadReport, OnInvalid, check_text,
+                                    first_record, row_id)
+from ift_select.data.files import container_for
+from ift_select.data.formats import Row, open_rows
+from ift_select.data.jsonshape import wrapper_hint
 from ift_select.core.errors import DataError
 
 CANONICAL = ("instruction", "input", "output")
 CONTRACT = ("id", "instruction", "input", "output", "source", "source_line")
 POOL_FORMATS = ("auto", "alpaca_json", "jsonl", "csv", "parquet", "dolly")
-DETECT_ROWS = 1000  # field names are detected from the union of the first rows' keys
 
 Splitter = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -73,6 +78,8 @@ FORCED: dict[str, tuple[str | None, Schema | None]] = {
 
 def _resolve_schema(path: str, rows: list[Row], forced: Schema | None,
                     field_map: dict[str, str] | None) -> Schema:
+    """Field names from the union of the first rows' keys."""
+    first = first_record(path, rows)
     keys: dict[str, None] = {}
     for row in rows:
         keys.update(dict.fromkeys(row.record or ()))
@@ -89,19 +96,24 @@ def _resolve_schema(path: str, rows: list[Row], forced: Schema | None,
         return Schema("field_map", fields, ())
     schema = forced or next((s for s in SCHEMAS if all(k in keys for k in s.keys)), None)
     if schema is None:
+        hint = wrapper_hint(first.record or {})
+        if hint is not None:
+            raise DataError(f"{path}:{first.line}: {hint}")
         raise DataError(f"{path}: cannot find the instruction/output fields (found: {', '.join(keys) or 'none'}); "
                         "set data.field_map, e.g. {instruction: question, output: answer}")
     return schema
 
 
 def _pool_row(record: dict[str, Any], schema: Schema, source: str, line: int) -> dict[str, Any]:
-    fields = schema.fields
+    names = schema.fields  # where each field is read; messages name schema.fields (the file's own names)
     if schema.split is not None:
         record = schema.split(record)
-        fields = {c: c for c in CANONICAL}
+        names = {c: c for c in CANONICAL}
     instruction, text_input, output = (
-        check_text(record.get(fields[c]), fields[c], c, required=c != "input") or "" for c in CANONICAL)
-    used = set(fields.values())
+        check_text(record.get(names[c], ABSENT), schema.fields[c], c, required=c != "input",
+                   nonblank=c == "instruction") or ""
+        for c in CANONICAL)
+    used = set(names.values())
     row = {"id": row_id(instruction, text_input, output), "instruction": instruction, "input": text_input,
            "output": output, "source": source, "source_line": line}
     for key, value in record.items():
@@ -122,8 +134,8 @@ def load_pool(path: str | Path, format: str = "auto", field_map: dict[str, str] 
 
     ``format`` forces a container or schema (one of POOL_FORMATS); ``field_map`` ({canonical: source
     field}) overrides detected field names. ``max_rows`` stops once that many unique rows are kept
-    (``records`` then counts only the rows read). Invalid rows raise DataError naming file and line, or
-    with ``on_invalid="skip"`` are skipped and counted with their reasons."""
+    (``records`` then counts only the rows read and ``capped_at`` says so). Invalid rows raise DataError
+    naming file and line, or with ``on_invalid="skip"`` are skipped and counted with their reasons."""
     source = str(path)
     path = Path(path)
     if format not in FORCED:
@@ -131,26 +143,16 @@ def load_pool(path: str | Path, format: str = "auto", field_map: dict[str, str] 
     if max_rows is not None and max_rows < 1:
         raise DataError(f"data.max_rows: {max_rows} must be at least 1 (or null for no cap)")
     container, forced = FORCED[format]
-    read_as, rows = open_rows(path, container or container_for(path))
-    head = list(islice(rows, DETECT_ROWS))
+    opened = open_rows(path, container or container_for(path), " or set data.format: alpaca_json")
+    head = list(islice(opened.rows, DETECT_ROWS))
     if not head:
         raise DataError(f"{source}: file is empty (no records)")
     schema = _resolve_schema(source, head, forced, field_map)
-    report = LoadReport(path=source, format=_format_name(read_as, schema), field_map=dict(schema.fields))
-    collector = Collector(report, on_invalid)
-    for row in chain(head, rows):
-        if max_rows is not None and report.kept >= max_rows:
-            break
-        report.records += 1
-        try:
-            if row.record is None:
-                raise InvalidRow(row.error or "unreadable record")
-            collector.add(_pool_row(row.record, schema, source, row.line))
-        except InvalidRow as exc:
-            collector.invalid(row.line, str(exc))
-    records = collector.finish()
+    report = LoadReport(path=source, format=_format_name(opened.container, schema), field_map=dict(schema.fields),
+                        wrapper_key=opened.wrapper_key)
+    records = Collector(report, on_invalid).consume(
+        chain(head, opened.rows), lambda record, line: _pool_row(record, schema, source, line), max_rows)
     extras = list(dict.fromkeys(k for r in records for k in r if k not in CONTRACT))
     frame = pd.DataFrame.from_records(records, columns=[*CONTRACT, *extras])
     frame["source_line"] = frame["source_line"].astype("int64")
     return frame, report
-

@@ -7,6 +7,7 @@ testset:  data.test_sets.<name>.path -> data/prepared/tests/<name>.parquet and m
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from ift_select.core.params import Params
 from ift_select.core.stage import Stage
 from ift_select.data.pool import load_pool
 from ift_select.data.prepared import POOL, test_set_path
+from ift_select.data.summary import summary_line
 from ift_select.data.testsets import load_test_set
 
 
@@ -28,6 +30,7 @@ def prepare(params: Params, key: str) -> dict[str, Any]:
                              max_rows=d.max_rows)
     source = {"source": d.pool, "source_md5": dvc_hash(d.pool) if Path(d.pool).exists() else None}
     write_parquet(POOL, pool, record=source)
+    print(summary_line("prepare", f"pool {d.pool}", report, "metrics/prepare.json"), file=sys.stderr)
     return {"pool": report.to_dict(), "pool_rows": len(pool)}
 
 
@@ -36,8 +39,9 @@ def testset(params: Params, key: str) -> dict[str, Any]:
     if key not in sets:
         raise ConfigError(f"data.test_sets: no test set named {key!r} (known: {', '.join(sets)})")
     spec = sets[key]
-    frame, report = load_test_set(spec.path, key, format=spec.format)
+    frame, report = load_test_set(spec.path, key, format=spec.format, on_invalid=params.data.on_invalid)
     write_parquet(test_set_path(key), frame, record={"source": spec.path})
+    print(summary_line("testset", f"test set {key}", report, f"metrics/testset_{key}.json"), file=sys.stderr)
     return {"test_set": key, "items": len(frame), "report": report.to_dict()}
 
 

@@ -5,6 +5,11 @@ Columns: ``id``, ``test_set``, ``instruction``, ``input`` ("" when absent), ``re
 record's opening ``{`` in a JSON list). ``id`` is ``<name>/<the file's own id>`` when the format has one
 (Vicuna/MT-Bench ``question_id``, Koala/Self-Instruct ``id``, WizardLM ``idx``, generic ``id``), else
 ``<name>/<row_id(instruction, input)>``. Items with the same id are kept once and counted as duplicates.
+
+Files are read and validated as pools are (``ift_select.data.formats``): JSON Lines, a JSON list (or a
+one-key wrapper object), CSV or Parquet by extension (an unknown extension is read as JSON), each also
+gzip-compressed; an empty or whitespace-only instruction, a null field, a NUL byte or a trailing comma is an
+error naming file and line, or a counted skip with ``on_invalid="skip"``.
 """
 
 from __future__ import annotations
@@ -16,12 +21,14 @@ from typing import Any
 
 import pandas as pd
 
-from ift_select.data.common import Collector, InvalidRow, LoadReport, check_text, is_missing, row_id
+from ift_select.data.common import (ABSENT, DETECT_ROWS, Collector, InvalidRow, LoadReport, OnInvalid, check_text,
+                                    first_record, is_missing, row_id)
+from ift_select.data.files import container_for
 from ift_select.data.formats import Row, open_rows
+from ift_select.data.jsonshape import wrapper_hint
 from ift_select.core.errors import DataError
 
 COLUMNS = ("id", "test_set", "instruction", "input", "reference", "category", "source_line")
-_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -63,7 +70,7 @@ BY_NAME = {f.name: f for f in TEST_FORMATS}
 
 
 def pick(record: Any, path: str) -> Any:
-    """``record`` at a dotted path (``instances.0.output``); _MISSING when any step is absent."""
+    """``record`` at a dotted path (``instances.0.output``); ABSENT when any step is absent."""
     value = record
     for step in path.split("."):
         if isinstance(value, dict) and step in value:
@@ -71,33 +78,28 @@ def pick(record: Any, path: str) -> Any:
         elif isinstance(value, list) and step.isdigit() and int(step) < len(value):
             value = value[int(step)]
         else:
-            return _MISSING
+            return ABSENT
     return value
 
 
 def _detect(path: str, rows: list[Row]) -> TestFormat:
-    first = next((r.record for r in rows if r.record is not None), None)
+    row = first_record(path, rows)
+    first = row.record or {}
     for fmt in TEST_FORMATS:
-        if first is not None and all(k in first for k in fmt.keys):
+        if all(k in first for k in fmt.keys):
             return fmt
-    found = ", ".join(first or ()) or "none"
-    raise DataError(f"{path}: not a known test-set format (found fields: {found}); expected one of "
-                    f"{', '.join(f.name for f in TEST_FORMATS)} (generic needs 'instruction')")
-
-
-def _flat(record: dict[str, Any], fmt: TestFormat) -> dict[str, Any]:
-    """The record's fields under canonical names (values at the format's paths; None when absent)."""
-    out = {}
-    for canonical, path in fmt.paths().items():
-        value = pick(record, path)
-        out[canonical] = None if value is _MISSING else value
-    return out
+    hint = wrapper_hint(first)
+    if hint is not None:
+        raise DataError(f"{path}:{row.line}: {hint}")
+    raise DataError(f"{path}: not a known test-set format (found fields: {', '.join(first) or 'none'}); expected "
+                    f"one of {', '.join(f.name for f in TEST_FORMATS)} (generic needs 'instruction')")
 
 
 def _item(record: dict[str, Any], fmt: TestFormat, name: str, line: int) -> dict[str, Any]:
-    flat = _flat(record, fmt)
     paths = fmt.paths()
-    instruction = check_text(flat["instruction"], paths["instruction"], "instruction", required=True) or ""
+    flat = {canonical: pick(record, path) for canonical, path in paths.items()}
+    instruction = check_text(flat["instruction"], paths["instruction"], "instruction", required=True,
+                             nonblank=True) or ""
     text_input = check_text(flat.get("input"), paths.get("input", "input"), "input", required=False) or ""
     reference = check_text(flat.get("reference"), paths.get("reference", "reference"), "reference",
                            required=False)
@@ -111,28 +113,22 @@ def _item(record: dict[str, Any], fmt: TestFormat, name: str, line: int) -> dict
             "source_line": line}
 
 
-def load_test_set(path: str | Path, name: str, format: str = "auto") -> tuple[pd.DataFrame, LoadReport]:
-    """Load a test set (JSON Lines or a JSON list) in one of TEST_FORMATS, detected from the first
-    record's fields unless ``format`` names one. Invalid items raise DataError naming file and line."""
+def load_test_set(path: str | Path, name: str, format: str = "auto",
+                  on_invalid: OnInvalid = "error") -> tuple[pd.DataFrame, LoadReport]:
+    """Load a test set in one of TEST_FORMATS, detected from the first record's fields unless ``format``
+    names one. Invalid items raise DataError naming file and line, or with ``on_invalid="skip"`` are
+    skipped and counted with their reasons."""
     source = str(path)
     if format != "auto" and format not in BY_NAME:
         raise DataError(f"data.test_sets.{name}.format: {format!r} is not one of auto, {', '.join(BY_NAME)}")
-    _, rows = open_rows(Path(path), "json")
-    head = list(islice(rows, 1))
+    opened = open_rows(Path(path), container_for(Path(path), default="json"))
+    head = list(islice(opened.rows, DETECT_ROWS))
     if not head:
         raise DataError(f"{source}: file is empty (no records)")
     fmt = BY_NAME[format] if format != "auto" else _detect(source, head)
-    report = LoadReport(path=source, format=fmt.name, field_map=fmt.paths())
-    collector = Collector(report, "error")
-    for row in chain(head, rows):
-        report.records += 1
-        try:
-            if row.record is None:
-                raise InvalidRow(row.error or "unreadable record")
-            collector.add(_item(row.record, fmt, name, row.line))
-        except InvalidRow as exc:
-            collector.invalid(row.line, str(exc))
-    items = collector.finish()
+    report = LoadReport(path=source, format=fmt.name, field_map=fmt.paths(), wrapper_key=opened.wrapper_key)
+    items = Collector(report, on_invalid).consume(chain(head, opened.rows),
+                                                  lambda record, line: _item(record, fmt, name, line))
     frame = pd.DataFrame.from_records(items, columns=list(COLUMNS))
     frame["source_line"] = frame["source_line"].astype("int64")
     for optional in ("reference", "category"):  # object dtype keeps None (a str column would turn it to NaN)
