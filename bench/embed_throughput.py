@@ -30,9 +30,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from ift_select.devices import use_bf16  # noqa: E402
-from ift_select.config import EmbedParams  # noqa: E402
-from ift_select.embedding import MINILM, embed_texts, load_model, row_text  # noqa: E402
+from ift_select.core.devices import use_bf16  # noqa: E402
+from ift_select.core.params import EmbedParams  # noqa: E402
+from ift_select.embedding.encoder import MINILM, embed_texts, load_model, row_text  # noqa: E402
 
 ALPACA = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca52k" / "alpaca_data.json"
 FULL_GOAL_S = 420.0

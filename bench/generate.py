@@ -4,7 +4,7 @@
     nice python bench/generate.py --precision auto         # bf16 autocast where the CPU supports it
     nice python bench/generate.py --prompts 16 --model tiny-random-llama
 
-AlpaGasus' generation script answers one prompt at a time; ``ift_select.generation.generate`` batches
+AlpaGasus' generation script answers one prompt at a time; ``ift_select.training.generation.generate`` batches
 length-sorted prompts with left padding. Both runs go through ``generate`` (model load included, after a
 warm-up load), differing only in ``batch_size``. The ratio uses CPU time of one thread (``--threads 1``):
 on a shared machine wall time mostly measures the other processes; wall-time figures are reported beside it.
@@ -26,9 +26,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ift_select.base_models import model_dir
-from ift_select.config import GenerateParams
-from ift_select.generation import generate, load_model
+from ift_select.llm.models import model_dir
+from ift_select.core.params import GenerateParams
+from ift_select.training.generation import generate, load_model
 
 VICUNA = Path(__file__).resolve().parents[2] / "shared" / "data" / "vicuna80" / "question.jsonl"
 

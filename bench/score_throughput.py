@@ -68,8 +68,8 @@ def pool(rows: int, offset: int = 0) -> pd.DataFrame:
 
 def run_client(base_url: str, rows: pd.DataFrame, cache_path: Path, concurrency: int) -> dict[str, Any]:
     from ift_select.llm import RequestCache, make_backend
-    from ift_select.prompts import load_template
-    from ift_select.scoring import score_pool
+    from ift_select.llm.templates import load_template
+    from ift_select.grading.alpagasus import score_pool
 
     backend = make_backend("openai", model=MODEL, base_url=base_url, concurrency=concurrency, pricing=PRICING,
                            max_cost_usd=1000.0, api_key_env="IFT_BENCH_NO_KEY")
@@ -89,8 +89,8 @@ def run_alpagasus(base_url: str, rows: pd.DataFrame) -> dict[str, Any]:
     """The published AlpaGasus rating loop's pattern: 5 concurrent requests, then wait for all 5."""
     import openai
 
-    from ift_select.prompts import load_template
-    from ift_select.scoring import rating_requests
+    from ift_select.llm.templates import load_template
+    from ift_select.grading.alpagasus import rating_requests
 
     requests = rating_requests(rows, load_template(REPO / "prompts" / "alpagasus_rating.txt"), "accuracy", 8)
 

@@ -24,11 +24,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ift_select.base_models import model_dir
-from ift_select.config import TrainParams
-from ift_select.devices import autocast
-from ift_select.prompting import load_tokenizer
-from ift_select.training import collate, encode_rows, make_optimizer, padding_stats, plan_batches, token_loss
+from ift_select.llm.models import model_dir
+from ift_select.core.params import TrainParams
+from ift_select.core.devices import autocast
+from ift_select.training.prompting import load_tokenizer
+from ift_select.training.batching import collate, encode_rows, padding_stats, plan_batches, token_loss
+from ift_select.training.loop import make_optimizer
 
 ALPACA = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca52k" / "alpaca_data.json"
 

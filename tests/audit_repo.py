@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from fake_openai import FakeOpenAI
-from pipeline_repo import make_repo, pipeline_env, run, tiny_params
+from pipeline_repo import GITIGNORE, commit_all, copy_repo, make_repo, pipeline_env, run, tiny_params  # noqa: F401
 
 FAKE_KEY = f"sk-test-AUDITLEAK-{secrets.token_hex(12)}"
 KEY_ENV = "IFT_AUDIT_API_KEY"
 ARMS = ("alpagasus", "full")
 PAIR = "alpagasus_vs_full"
-GITIGNORE = "/mlflow.db\n/mlflow.db-*\n/mlartifacts/\n/.ift-cache/\n__pycache__/\n"
 _STATE: dict[str, object] = {}
 
 
@@ -83,11 +82,6 @@ def git(root: Path, *args: str) -> str:
     return run(["git", *args], root, env(root)).stdout
 
 
-def commit_all(root: Path, message: str) -> None:
-    git(root, "add", "-A")
-    run(["git", "commit", "-qm", message, "--allow-empty"], root, env(root))
-
-
 def baseline(tmp_path_factory) -> tuple[Path, str]:
     """(repository root, output of its `dvc repro`), made once per session."""
     if "root" not in _STATE:
@@ -106,12 +100,6 @@ def baseline(tmp_path_factory) -> tuple[Path, str]:
         commit_all(root, "dvc repro")
         _STATE["root"], _STATE["log"] = root, log
     return _STATE["root"], _STATE["log"]  # type: ignore[return-value]
-
-
-def copy_repo(root: Path, dst: Path) -> Path:
-    """A full copy (git, DVC cache, MLflow store, request cache): its repo_root is the copy."""
-    subprocess.run(["cp", "-a", str(root), str(dst)], check=True)
-    return dst
 
 
 def stage_processes(root: Path, script: str) -> list[int]:

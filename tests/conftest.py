@@ -35,3 +35,23 @@ def shared_data():
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def audited_pipeline(tmp_path_factory):
+    """The tiny pipeline after one `dvc repro` run under IFT_SELECT_AUDIT_DIR (each stage traced with strace
+    and its params reads logged), committed as a user would. Returns (root, audit dir). Tests that change
+    the repository work on a copy (pipeline_repo.copy_repo)."""
+    import shutil
+
+    from pipeline_repo import commit_all, make_repo, pipeline_env, run
+
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed (apt-get install strace; `make test` installs it)")
+    root = make_repo(tmp_path_factory.mktemp("pipeline") / "repo")
+    audit_dir = tmp_path_factory.mktemp("audit")
+    env = {**pipeline_env(root), "IFT_SELECT_AUDIT_DIR": str(audit_dir)}
+    out = run([sys.executable, "-m", "dvc", "repro"], root, env)
+    (audit_dir / "repro.log").write_text(out.stdout + out.stderr)
+    commit_all(root, "tiny pipeline: first run")
+    return root, audit_dir

@@ -4,9 +4,11 @@ ift_select.core.audit) with what dvc.yaml declares, as DVC itself resolves it (d
 Checked inside the repository: every file a stage opened for reading (data, prompts, configs, models) and
 every ift_select module it imported (its .py, or the cached .pyc, mapped back) must lie under one of the
 stage's deps or its own outs; every params key its body read must be covered by a declared params key.
-Not checked: files outside the repository (Python, installed packages, shipped models, caches) and the
-records every stage keeps for provenance (dvc.yaml, dvc.lock, params.yaml as a whole, .git, .dvc, MLflow's
-store, the request cache).
+Not checked: files outside the repository (Python, installed packages, shipped models, caches); the records
+every stage keeps for provenance (dvc.yaml, dvc.lock, params.yaml as a whole, .git, .dvc, .gitignore files,
+MLflow's store, the request cache); and directory listings, because DVC's own API (which every stage uses for
+hashes and stage specs) walks the whole repository: a stage that lists a directory reads the files it uses,
+and those reads are checked.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-EXEMPT = (".git", ".dvc", "dvc.yaml", "dvc.lock", "params.yaml", ".dvcignore", "mlflow.db", "mlartifacts",
-          ".ift-cache", ".gitignore")
+EXEMPT = (".git", ".dvc", "dvc.yaml", "dvc.lock", "params.yaml", ".dvcignore", "mlartifacts", ".ift-cache")
+EXEMPT_NAMES = (".gitignore", "mlflow.db", "mlflow.db-journal", "mlflow.db-wal", "mlflow.db-shm")
 # strace -y: fds print with their paths, so `= 3</abs/path>` names what was opened, whatever the dirfd
-_CALL = re.compile(r'^(?P<pid>\d+)\s+(?P<call>open|openat|openat2)\((?:AT_FDCWD|\d+(?:<[^>]*>)?), )?"(?P<path>(?:[^"\\]|\\.)*)", '
+_CALL = re.compile(r'^(?P<pid>\d+)\s+(?P<call>open|openat|openat2)\((?:(?:AT_FDCWD|\d+)(?:<[^>]*>)?, )?"(?P<path>(?:[^"\\]|\\.)*)", '
                    r"(?P<flags>[A-Z0-9_|]+)")
 _RESULT = re.compile(r"= (?P<fd>-?\d+)(?:<(?P<path>[^>]*)>)?")
 _PYC = re.compile(r"^(?P<dir>.*)/__pycache__/(?P<mod>[^/.]+)\.cpython-\d+\.pyc$")
@@ -29,7 +31,6 @@ _PYC = re.compile(r"^(?P<dir>.*)/__pycache__/(?P<mod>[^/.]+)\.cpython-\d+\.pyc$"
 @dataclass
 class StageReads:
     files: set[str] = field(default_factory=set)  # repository-relative paths read (modules as .py)
-    dirs: set[str] = field(default_factory=set)  # directories listed
     params: set[str] = field(default_factory=set)
 
 
@@ -79,9 +80,7 @@ def stage_reads(audit_dir: Path, address: str, root: Path) -> StageReads | None:
         rel = _relative(path, root)
         if rel is None or rel == ".":
             continue
-        if "O_DIRECTORY" in flags:
-            if not _under(rel, ["src", "stages"]):  # the import system lists sys.path and package directories
-                reads.dirs.add(rel)
+        if "O_DIRECTORY" in flags:  # listings: see the module docstring
             continue
         pyc = _PYC.match(rel)
         reads.files.add(f"{pyc.group('dir')}/{pyc.group('mod')}.py" if pyc else rel)
@@ -110,13 +109,11 @@ def undeclared(root: Path, audit_dir: Path, specs: dict) -> list[str]:
             continue
         allowed = [*spec.deps, *spec.outs]
         for path in sorted(reads.files):
-            if _under(path, list(EXEMPT)) or _under(path, allowed) or _own_temp(path, spec.outs):
+            if _under(path, list(EXEMPT)) or os.path.basename(path) in EXEMPT_NAMES or _under(path, allowed) \
+                    or _own_temp(path, spec.outs):
                 continue
             kind = "module" if path.startswith("src/") else "file"
             problems.append(f"{address}: {kind} {path} is read but not in deps")
-        for path in sorted(reads.dirs):
-            if not (_under(path, list(EXEMPT)) or _under(path, allowed) or _own_temp(path, spec.outs)):
-                problems.append(f"{address}: directory {path} is listed but not in deps")
         for key in sorted(reads.params):
             if not _covered_key(key, spec.params):
                 problems.append(f"{address}: params key {key} is read but not among its params")

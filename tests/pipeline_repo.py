@@ -40,6 +40,7 @@ def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True) 
 
 def make_repo(root: Path, params: dict | None = None) -> Path:
     """Copy the pipeline into ``root``, write a tiny pool/test set, git init + commit."""
+    root.mkdir(parents=True, exist_ok=True)
     params = params or tiny_params()
     tiny = params.pop("_tiny", {"pool_rows": 36, "test_items": 6})
     for name in COPIED:
@@ -87,3 +88,23 @@ def ran_and_skipped(output: str) -> tuple[set[str], set[str]]:
     ran = set(re.findall(r"Running stage '([^']+)'", output))
     skipped = set(re.findall(r"Stage '([^']+)' didn't change, skipping", output))
     return ran, skipped
+
+
+GITIGNORE = "/mlflow.db\n/mlflow.db-*\n/mlartifacts/\n/.ift-cache/\n__pycache__/\n"
+
+
+def commit_all(root: Path, message: str) -> None:
+    """Commit dvc.lock, metrics and reports (what DVC keeps in git) as a user would after a run."""
+    gitignore = root / ".gitignore"
+    if GITIGNORE not in (gitignore.read_text() if gitignore.exists() else ""):
+        with gitignore.open("a") as fh:
+            fh.write(GITIGNORE)
+    env = pipeline_env(root)
+    run(["git", "add", "-A"], root, env)
+    run(["git", "commit", "-qm", message, "--allow-empty"], root, env)
+
+
+def copy_repo(src: Path, dst: Path) -> Path:
+    """A full copy (git, DVC cache, MLflow store, request cache) for a test that changes the repository."""
+    shutil.copytree(src, dst, symlinks=True)
+    return dst

@@ -20,8 +20,12 @@ def test_repository_params_load():
     ("train: {lrr: 1}\n", "unknown setting .*train.lrr"),
     ("score: {backend: cloud}\n", "score.backend"),
     ("tau: 7\n", "tau = 7.0"),
-    ("judge: {pairs: {x: {a: alpagasus, b: nope}}}\narms: {alpagasus: {p1: tau, p2: tau, p3: tau, p4: tau, "
-     "in1: a, in2: b}}\n", "nope"),
+    ("judge: {pairs: {x: {a: alpagasus, b: nope}}}\narms: {alpagasus: {method: alpagasus}}\n", "nope"),
+    ("arms: {a: {method: alpagasus, n1: 5}}\n", "arms.a.n1: not a setting of method 'alpagasus'"),
+    ("arms: {r: {method: random}}\n", "arms.r: a random arm needs exactly one of match"),
+    ("arms: {r: {method: random, match: ghost}}\n", "arms.r.match: 'ghost' is not a non-random arm"),
+    ("arms: {reference: {method: full}}\n", "'reference' is reserved"),
+    ("arms: {full: {method: full}}\njudge: {pairs: {x: {a: reference, b: full}}}\n", "put 'reference' on side b"),
 ])
 def test_bad_settings_name_the_setting(tmp_path, text, message):
     path = tmp_path / "params.yaml"

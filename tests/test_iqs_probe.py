@@ -9,7 +9,7 @@ import pandas as pd
 from typer.testing import CliRunner
 
 import ift_select.grading.iqs as iqs
-from ift_select.grading import iqs_probe
+from ift_select.grading import iqs_data, iqs_probe
 from test_iqs import LABELS, PAIRS, VALID, cli
 
 
@@ -52,7 +52,7 @@ def test_probe_cli_on_a_slice_of_the_real_labels(shared_data, tmp_path):
     model = iqs.load_iqs(out)
     assert model.layers == (3,)
     valid = iqs.read_labels(shared_data(VALID)).iloc[:48]
-    assert iqs.validate(model, valid, iqs.label_pairs(valid), "auto")["valid_pairs_form_accuracy"] == \
+    assert iqs_data.validate(model, valid, iqs.label_pairs(valid), "auto")["valid_pairs_form_accuracy"] == \
         trained["valid_pairs_form_accuracy"]
     pairs = pd.read_csv(shared_data(PAIRS)).iloc[:8]
     pos = iqs.score_texts(model, (pairs["src"] + pairs["pos"]).tolist())

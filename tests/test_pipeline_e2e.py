@@ -1,15 +1,18 @@
-"""End to end: `dvc repro` on a tiny configuration, then `dvc exp run -S tau=...` reruns only what tau feeds."""
+"""End to end: `dvc repro` on a tiny configuration (the traced run of conftest's audited_pipeline, copied), then
+experiments rerun only what they change: -S tau, -S n1/n2, a new arm in params.yaml, a queued tau sweep that
+`ift-select compare` reads back from MLflow."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 
 import pandas as pd
 import pytest
 import yaml
 
-from pipeline_repo import dvc, make_repo, ran_and_skipped
+from pipeline_repo import copy_repo, dvc, pipeline_env, ran_and_skipped, run
 
 pytestmark = pytest.mark.slow
 
@@ -17,10 +20,10 @@ ALL_ARMS = ("alpagasus", "random", "car", "full")
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    root = make_repo(tmp_path_factory.mktemp("pipeline"))
-    out = dvc(root, "repro")
-    return root, out.stdout + out.stderr
+def repo(audited_pipeline, tmp_path_factory):
+    base, audit_dir = audited_pipeline
+    root = copy_repo(base, tmp_path_factory.mktemp("e2e") / "repo")
+    return root, (audit_dir / "repro.log").read_text()
 
 
 def test_repro_writes_every_output(repo):
@@ -29,7 +32,7 @@ def test_repro_writes_every_output(repo):
     for arm in ALL_ARMS:
         assert {f"select@{arm}", f"train@{arm}", f"generate@{arm}"} <= ran
         assert (root / f"models/{arm}/lineage.json").exists()
-    assert {"prepare", "score", "embed", "base_model", "report"} <= ran
+    assert {"prepare", "testset@tiny", "score", "embed", "arms", "base_model", "reference", "report"} <= ran
     for name in ("report.md", "report.html", "summary.json"):
         assert (root / "reports" / name).stat().st_size > 0
     assert list((root / "reports/figures").glob("*.png"))
@@ -72,8 +75,10 @@ def test_tau_experiment_reruns_only_what_tau_feeds(repo):
     assert {"prepare", "score", "embed", "base_model", "select@car", "select@full", "train@full",
             "train@car"} <= skipped
     assert not ran & {"prepare", "score", "embed", "base_model", "train@full", "train@car"}
+    assert "select@car" in skipped and "select@full" in skipped
     lock = yaml.safe_load((root / "dvc.lock").read_text())
-    assert lock["stages"]["select@alpagasus"]["params"]["params.yaml"]["tau"] == pytest.approx(tau)
+    assert lock["stages"]["arms"]["params"]["params.yaml"]["tau"] == pytest.approx(tau)
+    assert json.loads((root / "data/arms/alpagasus.json").read_text())["tau"] == pytest.approx(tau)
     assert "tau" not in lock["stages"]["score"]["params"]["params.yaml"]
     after = len(pd.read_parquet(root / "data/selected/alpagasus.parquet"))
     assert after < before
@@ -93,7 +98,8 @@ def test_car_experiment_reruns_only_select_car_and_downstream(repo, setting):
                       "generate@full", "judge@alpagasus_vs_full"}
     key, value = setting.split("=")
     lock = yaml.safe_load((root / "dvc.lock").read_text())
-    assert lock["stages"]["select@car"]["params"]["params.yaml"][key] == int(value)
+    assert lock["stages"]["arms"]["params"]["params.yaml"][key] == int(value)
+    assert json.loads((root / "data/arms/car.json").read_text())[key] == int(value)
     metrics = json.loads((root / "metrics/select_car.json").read_text())
     assert metrics[key] == int(value)
 
@@ -119,3 +125,67 @@ def test_iqs_column_ranks_the_car_arm(repo, shared_data, tmp_path_factory):
     assert car["quality"].to_numpy() == pytest.approx(iqs_by_id.loc[car["id"]].to_numpy(), abs=1e-6)
     top = car[car["car_reason"] != "cluster"]["quality"]
     assert top.min() >= iqs_by_id.drop(car["id"]).max() - 1e-6  # the top n1 are the best IQS rows
+
+
+def test_a_new_arm_is_one_entry_in_params(repo, tmp_path):
+    """An AlpaGasus arm with a lower tau, added as one line of params.yaml: select@/train@/generate@ of the new arm
+    run, it keeps more rows than the default arm, and no other arm's stage runs."""
+    base, _ = repo
+    root = copy_repo(base, tmp_path / "repo")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    scores = pd.read_parquet(root / "data/scores/scores.parquet")["score"].dropna()
+    params["tau"] = float(scores.median())  # the default arm keeps about half the rows
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["git", "commit", "-qam", "tau at the median"], root, pipeline_env(root))
+    dvc(root, "repro")
+    params["arms"]["alpagasus_low"] = {"method": "alpagasus", "tau": float(scores.min())}
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = dvc(root, "repro")
+    ran, skipped = ran_and_skipped(out.stdout + out.stderr)
+    assert {"arms", "select@alpagasus_low", "train@alpagasus_low", "generate@alpagasus_low"} <= ran
+    others = {f"{s}@{a}" for s in ("select", "train", "generate") for a in ("alpagasus", "random", "car", "full")}
+    assert not ran & others and others <= skipped
+    assert len(pd.read_parquet(root / "data/selected/alpagasus_low.parquet")) > \
+        len(pd.read_parquet(root / "data/selected/alpagasus.parquet"))
+
+
+def test_queued_tau_sweep_and_compare(repo, tmp_path):
+    """`dvc exp run --queue -S tau=a,b,c` + `dvc queue start`: three experiments, each in MLflow under its own
+    name; `ift-select compare` prints their WS per tau as its last JSON line."""
+    base, _ = repo
+    root = copy_repo(base, tmp_path / "repo")
+    scores = pd.read_parquet(root / "data/scores/scores.parquet")["score"].dropna().sort_values()
+    taus = sorted({round(float(scores.quantile(q)), 4) for q in (0.2, 0.5, 0.8)})
+    assert len(taus) == 3
+    dvc(root, "exp", "run", "--queue", "-S", "tau=" + ",".join(str(t) for t in taus))
+    dvc(root, "queue", "start", "-j", "1")
+    run(["timeout", "1200", sys.executable, "-m", "dvc", "queue", "logs", "--follow", _last_queued(root)], root,
+        pipeline_env(root), check=False)
+    _wait_for_queue(root)
+    shown = json.loads(dvc(root, "exp", "show", "--json").stdout)
+    assert "tau" in json.dumps(shown)
+    done = run([sys.executable, "-m", "ift_select.cli", "compare", "--param", "tau", "--out",
+                str(tmp_path / "compare.png")], root, pipeline_env(root))
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    swept = sorted(p["tau"] for p in result["points"] if p["experiment"] != "workspace")
+    assert set(taus) <= set(swept), result
+    assert (tmp_path / "compare.png").stat().st_size > 0
+
+
+def _last_queued(root) -> str:
+    status = dvc(root, "queue", "status").stdout
+    names = [line.split()[0] for line in status.splitlines()[1:] if line.strip()]
+    return names[-1] if names else ""
+
+
+def _wait_for_queue(root, timeout: float = 1500.0) -> None:
+    import time
+
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        status = dvc(root, "queue", "status").stdout
+        if not any(word in status for word in ("Queued", "Running")):
+            assert "Failed" not in status, status
+            return
+        time.sleep(5)
+    raise AssertionError(f"queue still running after {timeout} s:\n{status}")

@@ -87,7 +87,8 @@ def good_workdir(tmp_path_factory):
     """stages/prepare.py + params.yaml + inputs, after one good prepare run (outputs in data/prepared)."""
     root = tmp_path_factory.mktemp("prepare") / "work"
     (root / "stages").mkdir(parents=True)
-    shutil.copy2(REPO / "stages" / "prepare.py", root / "stages" / "prepare.py")
+    for script in ("prepare.py", "testset.py"):
+        shutil.copy2(REPO / "stages" / script, root / "stages" / script)
     (root / "data" / "in").mkdir(parents=True)
     (root / "data/in/pool.jsonl").write_bytes(jsonl(GOOD))
     (root / "data/in/test.jsonl").write_bytes(jsonl(TEST_ITEMS))
@@ -95,24 +96,27 @@ def good_workdir(tmp_path_factory):
     (root / "params.yaml").write_text(yaml.safe_dump(_params("data/in/pool.jsonl", store=store)))
     code, _ = run_prepare(root)
     assert code == 0 and (root / "data/prepared/pool.parquet").exists()
+    assert run_prepare(root, "testset.py", "tiny")[0] == 0
     return root
 
 
-def run_prepare(root: Path) -> tuple[int, str]:
-    """The prepare stage's script, in-process (as `python stages/prepare.py` in ``root``): (exit code, stderr)."""
+def run_prepare(root: Path, script: str = "prepare.py", *args: str) -> tuple[int, str]:
+    """A stage script, in-process (as `python stages/<script> <args>` in ``root``): (exit code, stderr)."""
     import io
 
     err = io.StringIO()
-    cwd = Path.cwd()
+    cwd, argv = Path.cwd(), sys.argv
     os.chdir(root)
+    sys.argv = [script, *args]
     try:
         with contextlib.redirect_stderr(err):
-            runpy.run_path(str(root / "stages" / "prepare.py"), run_name="__main__")
+            runpy.run_path(str(root / "stages" / script), run_name="__main__")
         code = 0
     except SystemExit as exc:
         code = int(exc.code or 0)
     finally:
         os.chdir(cwd)
+        sys.argv = argv
     return code, err.getvalue()
 
 
@@ -211,7 +215,7 @@ def test_valid_edge_cases_load_exactly(workdir, case):
 def test_bad_test_set_names_its_file_and_line(workdir):
     before = snapshot(workdir)
     (workdir / "data/in/test.jsonl").write_bytes(jsonl([TEST_ITEMS[0], "{not json"]))
-    code, stderr = run_prepare(workdir)
+    code, stderr = run_prepare(workdir, "testset.py", "tiny")
     assert code == 1 and re.search(r"data/in/test\.jsonl:2: malformed JSON", stderr), stderr
     assert snapshot(workdir) == before and not temp_leftovers(workdir / "data/prepared")
     result = inspect(workdir / "data/in/test.jsonl", "--kind", "test")

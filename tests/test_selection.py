@@ -2,9 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ift_select.core.params import Params
+from ift_select.core.params import ArmSpec, Params
 from ift_select.core.errors import ConfigError
-from ift_select.selection.arms import select_alpagasus, select_arm, select_random
+from ift_select.selection.arms import resolve, select, select_alpagasus, select_random
 
 
 def _pool(n: int = 50) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -29,13 +29,21 @@ def test_empty_selection_names_tau():
         select_alpagasus(pool, scores, tau=5.0 + 1e-9)
 
 
+ARMS = {"alpagasus": ArmSpec(method="alpagasus"), "random": ArmSpec(method="random", match="alpagasus"),
+        "full": ArmSpec(method="full")}
+
+
+def select_arm(name: str, params: Params, pool, scores):
+    return select(resolve(params, name), pool, scores)
+
+
 def test_random_arm_matches_alpagasus_size_and_is_seed_stable():
     pool, scores = _pool()
-    params = Params(tau=3.0, seed=7)
+    params = Params(tau=3.0, seed=7, arms=ARMS)
     alp, _ = select_arm("alpagasus", params, pool, scores)
     r1, info = select_arm("random", params, pool, scores)
     r2, _ = select_arm("random", params, pool, scores)
-    r3, _ = select_arm("random", Params(tau=3.0, seed=8), pool, scores)
+    r3, _ = select_arm("random", Params(tau=3.0, seed=8, arms=ARMS), pool, scores)
     assert len(r1) == len(alp) == info["selected"]
     assert list(r1["id"]) == list(r2["id"])
     assert list(r1["id"]) != list(r3["id"])
@@ -50,10 +58,10 @@ def test_random_size_outside_pool_is_an_error():
 
 def test_full_arm_is_every_row_and_unknown_arm_fails():
     pool, scores = _pool()
-    full, info = select_arm("full", Params(), pool, None)
+    full, info = select_arm("full", Params(arms=ARMS), pool, None)
     assert len(full) == len(pool) and info["fraction"] == 1.0
     with pytest.raises(ConfigError, match="arm"):
-        select_arm("mystery", Params(), pool, scores)
+        select_arm("mystery", Params(arms=ARMS), pool, scores)
 
 
 def test_missing_scores_are_an_error():

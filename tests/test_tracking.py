@@ -13,7 +13,7 @@ import yaml
 
 from audit_repo import ARMS, PAIR, baseline, copy_repo, dvc, git, lock_md5
 from ift_select.core.config import flatten
-from ift_select.provenance.dvcrepo import stage_names
+from ift_select.provenance import dvcrepo
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +61,7 @@ def test_one_parent_run_with_a_nested_run_per_stage(repo, workspace_run):
     parent, stages = workspace_run
     commit = git(repo, "rev-parse", "HEAD~1").strip()  # the commit `dvc repro` ran at
     assert parent.info.run_name.startswith(f"workspace@{commit[:10]}+")
-    assert set(stages) == set(stage_names(repo))
+    assert set(stages) == set(dvcrepo.stages(repo))
     for run in stages.values():
         assert run.info.status == "FINISHED"
         assert run.data.tags["stage"] == run.info.run_name

@@ -21,9 +21,11 @@ from ift_select.llm.models import model_dir
 from ift_select.core.typed import build
 from ift_select.core.params import GenerateParams, LoraParams, TrainParams
 from ift_select.core.errors import ConfigError
+from ift_select.core.io import write_parquet
 from ift_select.training.generation import generate
 from ift_select.training.prompting import encode_example, encode_prompt, load_tokenizer
-from ift_select.training.loop import IGNORE, collate, plan_batches, token_loss, train
+from ift_select.training.batching import IGNORE, collate, plan_batches, token_loss
+from ift_select.training.loop import train
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -204,12 +206,14 @@ def test_killed_run_resumes_from_its_checkpoint(tiny, tmp_path):
 
 
 def test_build_command_for_each_launcher(tmp_path):
-    assert launch.build_command(["s.py", "--x"], small()) == [sys.executable, "s.py", "--x"]
-    cmd = launch.build_command(["-m", "mod"], small(launcher="accelerate"))
-    assert cmd[1:4] == ["-m", "accelerate.commands.launch", "--config_file"] and cmd[-2:] == ["-m", "mod"]
+    entry = ["-m", "ift_select.core.stage", "train", "full"]
+    assert launch.build_command("train", "full", small()) == [sys.executable, *entry]
+    cmd = launch.build_command("train", "full", small(launcher="accelerate"))
+    assert cmd[1:4] == ["-m", "accelerate.commands.launch", "--config_file"] and cmd[-4:] == entry
     assert Path(cmd[4]) == REPO / "configs/accelerate/cpu.yaml"
     with pytest.raises(ConfigError, match="train.accelerate_config"):
-        launch.build_command(["s.py"], small(launcher="accelerate", accelerate_config=str(tmp_path / "none.yaml")))
+        launch.build_command("train", "full", small(launcher="accelerate",
+                                                   accelerate_config=str(tmp_path / "none.yaml")))
 
 
 @pytest.mark.timeout(400)
@@ -218,7 +222,8 @@ def test_train_stage_runs_under_accelerate_launch_with_the_cpu_config(tiny, tmp_
     for sub in ("data/prepared", "data/selected", "models/base"):
         (tmp_path / sub).mkdir(parents=True)
     rows(8).to_parquet(tmp_path / "data/prepared/pool.parquet")
-    rows(8).to_parquet(tmp_path / "data/selected/full.parquet")
+    write_parquet(tmp_path / "data/selected/full.parquet", rows(8),
+                  record={"arm": "full", "spec": {"method": "full"}, "rule": "every row"})
     for item in Path(tiny).iterdir():
         shutil.copy2(item, tmp_path / "models/base" / item.name)
     params = {"train": {"seed": 1, "epochs": 1, "batch_size": 4, "max_length": 64, "launcher": "accelerate",
@@ -229,7 +234,8 @@ def test_train_stage_runs_under_accelerate_launch_with_the_cpu_config(tiny, tmp_
     done = subprocess.run([sys.executable, str(REPO / "stages/train.py"), "full"], cwd=tmp_path,
                           capture_output=True, text=True, env=env, timeout=380)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert f"accelerate.commands.launch --config_file {REPO / 'configs/accelerate/cpu.yaml'}" in done.stderr
+    assert (f"accelerate.commands.launch --config_file {REPO / 'configs/accelerate/cpu.yaml'} "
+            "-m ift_select.core.stage train full") in done.stderr
     metrics = json.loads((tmp_path / "metrics/train_full.json").read_text())
     assert metrics["accelerate_launch"] is True and metrics["devices"] == 1 and metrics["steps"] == 2
     assert (tmp_path / "models/full/model.safetensors").exists() and (tmp_path / "models/full/lineage.json").exists()

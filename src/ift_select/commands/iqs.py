@@ -9,7 +9,9 @@ import typer
 
 from ift_select.core.cli_util import command
 from ift_select.core.errors import ConfigError
-from ift_select.grading.iqs import TrainSettings, pairwise_eval, train_iqs
+from ift_select.grading.iqs import pairwise_eval
+from ift_select.grading.iqs_data import TrainSettings
+from ift_select.grading.iqs_train import train_iqs
 
 D = TrainSettings()  # the CLI's defaults are the library's
 

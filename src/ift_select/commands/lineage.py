@@ -8,24 +8,9 @@ from typing import Optional
 import typer
 
 from ift_select.provenance import lineage
+from ift_select.provenance.mlflow_store import tracking_uri_for
 from ift_select.core.cli_util import command
-from ift_select.core.errors import ConfigError, IftSelectError
-from ift_select.core.paths import default_tracking_uri
-
-
-def _tracking_uri(given: str | None) -> str:
-    if given:
-        return given
-    if Path("params.yaml").exists():
-        from ift_select.core.config import load_params
-
-        try:
-            configured = load_params().mlflow.tracking_uri
-        except ConfigError:
-            configured = None
-        if configured:
-            return configured
-    return default_tracking_uri()
+from ift_select.core.errors import IftSelectError
 
 
 def register(app: typer.Typer) -> None:
@@ -45,7 +30,7 @@ def register(app: typer.Typer) -> None:
         if (model_dir is None) == (run_id is None):
             raise IftSelectError("lineage: give a model directory (models/<arm>) or --run-id RUN_ID, not both")
         if run_id:
-            records = lineage.load_from_run(run_id, _tracking_uri(tracking_uri))
+            records = lineage.load_from_run(run_id, tracking_uri_for(tracking_uri))
         else:
             records = [(str(model_dir), lineage.load(model_dir))]
         checked = []

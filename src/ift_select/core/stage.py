@@ -110,11 +110,13 @@ def main(name: str | None = None, argv: Sequence[str] | None = None) -> None:
                   file=sys.stderr)
             sys.exit(2)
         name = args.pop(0)
-    key = args[0] if args else ""
-    label = f"{name}@{key}" if key else name
+    label = name
     try:
+        stage = lookup(name)
+        key = args[0] if stage.keyed and args else ""
+        label = stage.address(key) if key else name
         audit.trace_if_auditing(label)
-        run(lookup(name), key)
+        run(stage, key)
     except IftSelectError as exc:
         print(f"error: stage {label}: {exc}", file=sys.stderr)
         sys.exit(1)

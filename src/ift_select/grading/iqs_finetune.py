@@ -20,8 +20,8 @@ from torch import nn
 from tqdm import tqdm
 
 from ift_select.core.devices import autocast, device
-from ift_select.grading.iqs import (RESPONSE, TrainSettings, build, encoder_dir, load_training_data, pair_weights,
-                            same_instruction, save_dir, validate)
+from ift_select.grading.iqs import RESPONSE, build, encoder_dir, same_instruction
+from ift_select.grading.iqs_data import TrainSettings, load_training_data, pair_weights, save_dir, validate
 
 
 def _epoch_batches(groups: list[tuple[int, ...]], lengths: list[int], batch_pairs: int, rng: np.random.Generator) -> list[list[tuple[int, ...]]]:

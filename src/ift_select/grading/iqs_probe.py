@@ -24,8 +24,9 @@ from sklearn.model_selection import KFold
 from transformers import AutoConfig
 
 from ift_select.core.devices import device
-from ift_select.grading.iqs import (TrainSettings, build, encoder_dir, load_training_data, pair_weights, revised_not_longer,
-                            run_batched, same_instruction, save_dir, validate)
+from ift_select.grading.iqs import build, encoder_dir, run_batched, same_instruction
+from ift_select.grading.iqs_data import (TrainSettings, load_training_data, pair_weights, revised_not_longer, save_dir,
+                                        validate)
 
 ALPHAS = (10.0, 100.0, 1000.0, 10000.0)
 FOLDS = 5

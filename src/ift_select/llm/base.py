@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
 Status = Literal["ok", "error"]
+Prefill = Literal["drop", "send", "continue"]  # what an endpoint does with a trailing assistant turn
 
 
 @dataclass(frozen=True)

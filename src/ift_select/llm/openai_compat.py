@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import openai
@@ -45,11 +45,9 @@ except ImportError:  # earlier SDKs
     import httpx  # type: ignore[no-redef]
 
 from ift_select.core.errors import ConfigError
-from ift_select.llm import register
-from ift_select.llm.base import Backend, ChatReply, ChatRequest, OnReply
+from ift_select.llm.base import ChatReply, ChatRequest, OnReply, Prefill
 from ift_select.llm.pricing import Ledger, PriceTable, prompt_tokens, token_counter
 
-Prefill = Literal["drop", "send", "continue"]
 RETRY_STATUS = frozenset({408, 409, 429})
 FATAL_STATUS = frozenset({401, 403, 404})
 _SECRET_QUERY = ("key", "token", "secret", "sig", "password", "auth")
@@ -294,22 +292,3 @@ class OpenAIBackend(OpenAIEndpoint):
             if attempts > self.retry.max_retries:
                 return error_reply(f"gave up after {attempts} attempts: {last}", attempts=attempts)
             await asyncio.sleep(self.retry.delay(attempts - 1, wait))
-
-
-@register("openai")
-def make_openai(model: str, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
-                concurrency: int = 16, timeout_s: float = 60.0, max_retries: int = 6,
-                temperature: float | None = None, max_cost_usd: float | None = None, batch_api: bool = False,
-                pricing: Mapping[str, Any] | None = None, ledger: Ledger | None = None, top_logprobs: int = 20,
-                prefill: Prefill = "drop", batch_state: str | None = None, poll_s: float = 30.0,
-                max_wait_s: float | None = None, **_local_only: Any) -> Backend:
-    """``make_backend("openai", **settings)``: params' ``openai`` section plus ``model`` and ``pricing``.
-    Local-only settings (batch_size, precision, max_length) are accepted and ignored."""
-    common = dict(base_url=base_url, api_key_env=api_key_env, timeout_s=timeout_s, max_retries=max_retries,
-                  temperature=temperature, top_logprobs=top_logprobs, prefill=prefill, pricing=pricing,
-                  max_cost_usd=max_cost_usd, ledger=ledger)
-    if batch_api:
-        from ift_select.llm.batch import BatchBackend
-
-        return BatchBackend(model, state_path=batch_state, poll_s=poll_s, max_wait_s=max_wait_s, **common)
-    return OpenAIBackend(model, concurrency=concurrency, **common)

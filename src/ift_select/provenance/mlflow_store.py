@@ -171,3 +171,21 @@ def _now_ms() -> int:
     import time
 
     return int(time.time() * 1000)
+
+
+def tracking_uri_for(given: str | None) -> str:
+    """The store a command reads: ``given``, else params.yaml's ``mlflow.tracking_uri``, else mlflow.db at the
+    repository root."""
+    if given:
+        return given
+    if Path("params.yaml").exists():
+        from ift_select.core.config import load_params
+        from ift_select.core.errors import ConfigError
+
+        try:
+            configured = load_params().mlflow.tracking_uri
+        except ConfigError:
+            configured = None
+        if configured:
+            return configured
+    return default_tracking_uri()

@@ -138,3 +138,20 @@ def balance_bars(table: pd.DataFrame, arms: list[str], title: str) -> bytes:
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     return _png(fig)
+
+
+def ws_against_param(points: pd.DataFrame, param: str, title: str) -> bytes:
+    """AlpaGasus' threshold ablation: WS (with its interval) per experiment against ``param``; 1 = parity."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    numeric = pd.to_numeric(points["value"], errors="coerce")
+    x = numeric if numeric.notna().all() else pd.Series(range(len(points)), dtype=float)
+    low = (points["ws"] - pd.to_numeric(points["ws_low"], errors="coerce")).fillna(0).clip(lower=0)
+    high = (pd.to_numeric(points["ws_high"], errors="coerce") - points["ws"]).fillna(0).clip(lower=0)
+    ax.errorbar(x, points["ws"], yerr=[low, high], fmt="o-", capsize=4, color="#4c72b0")
+    ax.axhline(1.0, color="black", linestyle="--", linewidth=1)
+    if numeric.isna().any():
+        ax.set_xticks(list(x), [str(v) for v in points["value"]], rotation=20)
+    ax.set_xlabel(param)
+    ax.set_ylabel("WS (1 = parity)")
+    ax.set_title(title, fontsize=10)
+    return _png(fig)

@@ -9,16 +9,12 @@ after a kill resumes at the last checkpoint with the same data order. Loss is on
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import math
 import os
 import shutil
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,73 +25,12 @@ import torch
 from ift_select.core.params import TrainParams
 from ift_select.core.devices import use_bf16
 from ift_select.core.errors import ConfigError, DataError
-from ift_select.core.io import write_json
-from ift_select.training.prompting import encode_example, load_tokenizer, pad_sequences
+from ift_select.training.prompting import load_tokenizer
 
-IGNORE = -100
+from ift_select.training.batching import collate, encode_rows, label_count, microbatch_plan, padding_stats, token_loss
+from ift_select.training.checkpoints import find_checkpoint, run_fingerprint, save_checkpoint, save_output
+
 MAX_GRAD_NORM = 1.0  # the HF Trainer default the Alpaca recipe used
-MEGABATCH = 50  # batches per length-sorted chunk of the shuffled rows (as HF's LengthGroupedSampler)
-Batch = list[int]  # row indices
-
-
-def encode_rows(tokenizer: Any, frame: pd.DataFrame, max_length: int) -> tuple[list[list[int]], list[list[int]]]:
-    pairs = [encode_example(tokenizer, row.instruction, getattr(row, "input", ""), row.output, max_length)
-             for row in frame.itertuples(index=False)]
-    return [p[0] for p in pairs], [p[1] for p in pairs]
-
-
-def plan_batches(lengths: Sequence[int], batch_size: int, seed: int, group_by_length: bool) -> list[Batch]:
-    """One epoch of batches. Grouped: shuffle, sort chunks of ``MEGABATCH`` batches by length, cut, shuffle the
-    batches; naive: shuffle and cut. Deterministic in ``seed``."""
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(lengths)).tolist()
-    if group_by_length:
-        chunk = batch_size * MEGABATCH
-        order = [i for s in range(0, len(order), chunk)
-                 for i in sorted(order[s:s + chunk], key=lambda i: -lengths[i])]
-    batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
-    if group_by_length:
-        batches = [batches[i] for i in rng.permutation(len(batches))]
-    return batches
-
-
-def padding_stats(batches: Sequence[Batch], lengths: Sequence[int]) -> tuple[int, int]:
-    """(real tokens, token slots) when every batch is padded to its longest row."""
-    real = sum(lengths[i] for b in batches for i in b)
-    slots = sum(len(b) * max(lengths[i] for i in b) for b in batches)
-    return real, slots
-
-
-def collate(rows: Batch, ids: Sequence[list[int]], labels: Sequence[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded tensors: padding has attention 0 and label -100."""
-    input_ids, mask = pad_sequences([ids[i] for i in rows], pad_id)
-    label_ids, _ = pad_sequences([labels[i] for i in rows], IGNORE)
-    return {"input_ids": input_ids, "attention_mask": mask, "labels": label_ids}
-
-
-def token_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """(summed next-token cross-entropy over positions whose label is not -100, number of such positions)."""
-    shift_logits = logits[:, :-1].float().reshape(-1, logits.size(-1))
-    shift_labels = labels[:, 1:].reshape(-1)
-    loss = torch.nn.functional.cross_entropy(shift_logits, shift_labels, ignore_index=IGNORE, reduction="sum")
-    return loss, int((shift_labels != IGNORE).sum())
-
-
-def _label_count(rows: Batch, labels: Sequence[list[int]]) -> int:
-    return sum(sum(1 for t in labels[i][1:] if t != IGNORE) for i in rows)
-
-
-def microbatch_plan(lengths: Sequence[int], params: TrainParams, seed: int, per_step: int) -> tuple[list[Batch], int]:
-    """All micro-batches of the run in order (``per_step`` = processes x grad_accum per optimizer step) and the
-    number of optimizer steps. Each epoch's batches wrap around to fill its last step (as DistributedSampler)."""
-    first = plan_batches(lengths, params.batch_size, seed, params.group_by_length)
-    steps_per_epoch = math.ceil(len(first) / per_step)
-    total = max(1, math.ceil(params.epochs * steps_per_epoch))
-    plan: list[Batch] = []
-    for epoch in range(math.ceil(total / steps_per_epoch)):
-        batches = first if epoch == 0 else plan_batches(lengths, params.batch_size, seed + epoch, params.group_by_length)
-        plan += [batches[k % len(batches)] for k in range(steps_per_epoch * per_step)]
-    return plan[: total * per_step], total
 
 
 def _validate(params: TrainParams) -> None:
@@ -146,70 +81,6 @@ def make_optimizer(model: Any, params: TrainParams) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=params.lr, fused=fused)  # fused: one kernel, not a pass per tensor
 
 
-def _fingerprint(frame: pd.DataFrame, base_dir: str, params: TrainParams, seed: int, processes: int) -> str:
-    """What a checkpoint must match to be resumed: rows, base model files (name, size, mtime), params, seed."""
-    base = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in Path(base_dir).glob("*") if p.is_file())
-    record = {"ids": hashlib.sha256("\n".join(map(str, frame["id"])).encode()).hexdigest(), "base": [base_dir, base],
-              "params": dataclasses.asdict(params), "seed": seed, "processes": processes}
-    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _save_checkpoint(accelerator: Any, ckpt: Path, step: int, losses: list[float], fingerprint: str) -> None:
-    target = ckpt / f"step-{step}"
-    accelerator.save_state(str(target))  # model, optimizer, scheduler, RNG states of every process
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        write_json(ckpt / "latest.json", {"step": step, "dir": target.name, "losses": losses,
-                                          "fingerprint": fingerprint})
-        for old in ckpt.glob("step-*"):
-            if old.name != target.name:
-                shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
-
-
-def _find_checkpoint(ckpt: Path, fingerprint: str) -> dict[str, Any] | None:
-    try:
-        state = json.loads((ckpt / "latest.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return state if state.get("fingerprint") == fingerprint and (ckpt / state["dir"]).is_dir() else None
-
-
-def _save_output(accelerator: Any, model: Any, tokenizer: Any, base_dir: str, out_dir: Path, params: TrainParams) -> None:
-    """Write ``out_dir`` atomically on the main process: full model, merged LoRA model or LoRA adapter."""
-    from transformers import AutoModelForCausalLM
-
-    dtype = getattr(torch, params.save_dtype)
-    state = accelerator.get_state_dict(model)  # gathers FSDP / ZeRO-3 shards; every process must call it
-    if accelerator.is_main_process:
-        unwrapped = accelerator.unwrap_model(model)
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-        try:
-            if params.lora.enabled:
-                adapter = tmp if not params.lora.merge else tmp / "_adapter"
-                unwrapped.save_pretrained(adapter, state_dict=state)  # keeps the adapter weights only
-                if params.lora.merge:  # merge into a fresh full-precision base: the same on every launcher
-                    from peft import PeftModel
-
-                    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
-                    merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
-                    merged.to(dtype).save_pretrained(tmp)
-                    shutil.rmtree(adapter)
-            else:
-                unwrapped.save_pretrained(tmp, state_dict={k: v.to(dtype) for k, v in state.items()})
-                unwrapped.config.dtype = params.save_dtype  # save_pretrained records the live (fp32) dtype
-                unwrapped.config.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-            tmp.chmod(0o755)
-            if out_dir.exists():
-                shutil.rmtree(out_dir)
-            os.replace(tmp, out_dir)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    accelerator.wait_for_everyone()
-
-
 def train(selection: pd.DataFrame, base_dir: str, out_dir: Path, params: TrainParams, seed: int,
           resume_dir: Path | None = None, on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Fine-tune ``base_dir`` on ``selection`` (instruction, input, output, id) and write ``out_dir``.
@@ -247,7 +118,7 @@ def train(selection: pd.DataFrame, base_dir: str, out_dir: Path, params: TrainPa
 
     tokenizer = load_tokenizer(base_dir)
     ids, labels = encode_rows(tokenizer, selection, params.max_length)
-    keep = [i for i in range(len(ids)) if _label_count([i], labels) > 0]
+    keep = [i for i in range(len(ids)) if label_count([i], labels) > 0]
     if not keep:
         raise DataError(f"training selection: no row keeps a response token within train.max_length = "
                         f"{params.max_length} (the prompts alone fill it)")
@@ -265,10 +136,10 @@ def train(selection: pd.DataFrame, base_dir: str, out_dir: Path, params: TrainPa
                           f"{accelerator.gradient_accumulation_steps}: remove it there (params decide)")
     accelerator.register_for_checkpointing(scheduler)  # stepped once per optimizer step, by us
 
-    fingerprint = _fingerprint(selection, base_dir, params, seed, procs)
+    fingerprint = run_fingerprint(selection, base_dir, params, seed, procs)
     losses: list[float] = []
     start = 0
-    found = _find_checkpoint(ckpt, fingerprint)
+    found = find_checkpoint(ckpt, fingerprint)
     if found:
         accelerator.load_state(str(ckpt / found["dir"]))
         start, losses = int(found["step"]), list(found["losses"])
@@ -283,7 +154,7 @@ def train(selection: pd.DataFrame, base_dir: str, out_dir: Path, params: TrainPa
     bar = tqdm(total=total, initial=start, desc="train", file=sys.stderr, disable=not accelerator.is_main_process)
     for step in range(start, total):
         group = plan[step * per_step:(step + 1) * per_step]
-        step_tokens = sum(_label_count(b, labels) for b in group)  # same on every process: no communication
+        step_tokens = sum(label_count(b, labels) for b in group)  # same on every process: no communication
         loss_sum = torch.zeros((), device=accelerator.device)
         for j in range(accum):
             batch = {k: v.to(accelerator.device) for k, v in collate(group[j * procs + rank], ids, labels,
@@ -303,13 +174,13 @@ def train(selection: pd.DataFrame, base_dir: str, out_dir: Path, params: TrainPa
         bar.update(1)
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
         if params.checkpoint_steps > 0 and (step + 1) % params.checkpoint_steps == 0 and step + 1 < total:
-            _save_checkpoint(accelerator, ckpt, step + 1, losses, fingerprint)
+            save_checkpoint(accelerator, ckpt, step + 1, losses, fingerprint)
         if on_step:
             on_step(step + 1)
     bar.close()
     loop_seconds = time.perf_counter() - loop_start
 
-    _save_output(accelerator, model, tokenizer, base_dir, out_dir, params)
+    save_output(accelerator, model, tokenizer, base_dir, out_dir, params)
     if accelerator.is_main_process:
         shutil.rmtree(ckpt, ignore_errors=True)
     real, slots = padding_stats(plan, lengths)

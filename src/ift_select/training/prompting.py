@@ -29,7 +29,7 @@ _PLACEHOLDER = re.compile(r"\{(instruction|input)\}")
 
 def prompts_dir() -> Path:
     """``prompts/`` relative to the working directory, else at the repository root, else beside the sources."""
-    for candidate in (Path("prompts"), repo_root() / "prompts", Path(__file__).resolve().parents[2] / "prompts"):
+    for candidate in (Path("prompts"), repo_root() / "prompts", Path(__file__).resolve().parents[3] / "prompts"):
         if (candidate / WITH_INPUT).is_file() and (candidate / NO_INPUT).is_file():
             return candidate
     raise ConfigError(f"prompts/{WITH_INPUT} and prompts/{NO_INPUT} not found (run from the repository root)")
