@@ -11,23 +11,38 @@ Status = Literal["ok", "error"]
 Prefill = Literal["drop", "send", "continue"]  # what an endpoint does with a trailing assistant turn
 
 
+Span = tuple[int, int, int]  # (message index, start, end): characters of a message's content
+
+
 @dataclass(frozen=True)
 class ChatRequest:
-    """One chat completion. ``score_tokens``: tokens whose first-position probabilities the caller wants
-    (e.g. "0".."5" for a grader); backends that can read them fill ``ChatReply.token_probs``."""
+    """One chat completion.
+
+    ``score_tokens``: tokens whose first-position probabilities the caller wants (e.g. "0".."5" for a grader);
+    backends that can read them fill ``ChatReply.token_probs``. ``logprobs``: how many alternatives per
+    generated position the caller wants in ``ChatReply.positions`` (0: none). ``cuttable``: the spans of the
+    messages (a response or answer field) a backend may shorten, from their middle, when the prompt is longer
+    than the model's window; everything else (instruction, question, prefill) is kept whole."""
 
     messages: tuple[tuple[str, str], ...]  # (role, content)
     max_tokens: int = 24
     temperature: float = 0.0
     score_tokens: tuple[str, ...] = ()
+    logprobs: int = 0
+    cuttable: tuple[Span, ...] = ()
 
     def payload(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "messages": [{"role": r, "content": c} for r, c in self.messages],
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
             "score_tokens": list(self.score_tokens),
         }
+        if self.logprobs:  # only when asked: cache keys of earlier requests stay as they were
+            data["logprobs"] = self.logprobs
+        if self.cuttable:
+            data["cuttable"] = [list(span) for span in self.cuttable]
+        return data
 
 
 @dataclass
@@ -35,6 +50,10 @@ class ChatReply:
     text: str
     status: Status = "ok"
     token_probs: dict[str, float] | None = None  # P(first token = t) for t in request.score_tokens
+    # per generated token: its text and {alternative token text: probability} (request.logprobs of them)
+    positions: list[tuple[str, dict[str, float]]] | None = None
+    truncated: int = 0  # prompt tokens cut from the cuttable spans to fit the window
+    attempts: int = 1  # requests sent for this reply (1 + retries)
     tokens_in: int = 0
     tokens_out: int = 0
     cost_usd: float = 0.0

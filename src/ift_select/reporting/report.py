@@ -22,7 +22,8 @@ from ift_select.evaluation.metrics import summarize_pairs
 from ift_select.reporting.inputs import ReportInputs, read_frame, read_json
 from ift_select.reporting.render import Figure, Heading, Para, to_html, to_markdown
 from ift_select.reporting.sections_data import histogram_section, intro_section, models_section, selection_section
-from ift_select.reporting.sections_eval import agreement_section, costs_section, judging_section
+from ift_select.reporting.costs import costs_section
+from ift_select.reporting.sections_eval import agreement_section, judging_section
 from ift_select.reporting.selection import selection_analytics
 
 TITLE = "ift-select report: instruction-tuning data selection"

@@ -12,7 +12,6 @@ from ift_select.reporting import plots
 from ift_select.reporting.render import Block, Figure, Heading, Para, Table
 
 REFERENCE = {"gpt35": "GPT-3.5 (bundled)", "pandalm7b": "PandaLM-7B (bundled)"}
-COST_KEYS = ("rows", "requests", "cache_hits", "tokens_in", "tokens_out", "cost_usd", "seconds")
 
 
 def _judge_rows(summaries: dict[str, dict[str, dict[str, Any]]]) -> pd.DataFrame:
@@ -102,16 +101,3 @@ def agreement_section(agreement: dict[str, Any] | None, judge_name: str) -> tupl
                Figure("agreement.png", "Agreement with the human majority", plots.agreement_bars(rows))]
     keys = ("agreement", "agreement_non_tie", "kappa", "baseline_longer", "n")
     return blocks, {k: agreement.get(k) for k in keys}
-
-
-def costs_section(stage_metrics: dict[str, dict[str, Any]]) -> list[Block]:
-    rows, totals = [], {"cost_usd": 0.0, "seconds": 0.0}
-    for name, m in sorted(stage_metrics.items()):
-        if not any(k in m for k in COST_KEYS):
-            continue
-        rows.append([name] + [m.get(k) for k in COST_KEYS])
-        for k in totals:
-            totals[k] += float(m.get(k) or 0)
-    rows.append(["total", None, None, None, None, None, round(totals["cost_usd"], 6), round(totals["seconds"], 1)])
-    return [Heading("Costs and times"), Table(["stage"] + list(COST_KEYS), rows,
-                                              caption="From metrics/*.json; local models cost nothing.")]
