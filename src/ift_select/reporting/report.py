@@ -21,6 +21,7 @@ from ift_select.core.io import write_text, write_with
 from ift_select.evaluation.metrics import summarize_pairs
 from ift_select.reporting.inputs import ReportInputs, read_frame, read_json
 from ift_select.reporting.render import Figure, Heading, Para, to_html, to_markdown
+from ift_select.reporting.sections_compare import experiments_section
 from ift_select.reporting.sections_data import histogram_section, intro_section, models_section, selection_section
 from ift_select.reporting.costs import costs_section
 from ift_select.reporting.sections_eval import agreement_section, judging_section
@@ -74,6 +75,7 @@ def build_report(inputs: ReportInputs, out_dir: Path) -> dict[str, Any]:
                                             seed=p.seed).values():
             summaries[name] = pair_summary
     blocks += judging_section(summaries, plot_dir)
+    blocks += experiments_section(p, plot_dir)
     agree_blocks, agree_summary = agreement_section(agreement, f"{p.judge.backend}:{p.judge.model}")
     blocks += agree_blocks + costs_section(stage_metrics)
     if missing:
