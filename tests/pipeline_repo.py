@@ -23,7 +23,7 @@ def tiny_params(pool_rows: int = 36, test_items: int = 6) -> dict:
                                                                            "format": "auto"}})
     # min_prob_mass 0: a random model puts almost no mass on "0".."5"; renormalised, it still ranks rows.
     params["score"].update(model=TINY, batch_size=8, max_new_tokens=4, max_length=384, min_prob_mass=0.0)
-    params["judge"].update(model=TINY, batch_size=8, max_new_tokens=4, max_length=384)
+    params["judge"].update(model=TINY, batch_size=8, max_new_tokens=4, max_length=384, min_prob_mass=0.0)
     params["train"].update(epochs=1, batch_size=4, max_length=64, checkpoint_steps=1000)
     params["generate"].update(batch_size=8, max_new_tokens=6)
     params["report"].update(bootstrap=50)

@@ -151,6 +151,7 @@ class JudgeParams:
     prompt: str = "prompts/judge_mt_bench_prefill.txt"
     batch_size: int = 8
     max_new_tokens: int = 24
+    min_prob_mass: float = 0.1  # verdict/score tokens need this much probability, else the reply text is parsed
     precision: Precision = "auto"
     max_length: int = 1024
     openai: OpenAISettings = field(default_factory=OpenAISettings)

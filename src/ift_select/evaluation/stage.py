@@ -59,7 +59,8 @@ def judge(params: Params, key: str) -> dict[str, Any]:
     backend = backend_for(params.judge, params.pricing)
     cache = RequestCache(cache_dir() / "requests.sqlite")
     judgments, stats = judge_pair(gen_a, gen_b, pair.a, pair.b, backend, load_template(params.judge.prompt), cache,
-                                  tests=test_items(params), max_tokens=params.judge.max_new_tokens)
+                                  tests=test_items(params), max_tokens=params.judge.max_new_tokens,
+                                  min_prob_mass=params.judge.min_prob_mass)
     write_parquet(Path(f"data/judgments/{key}.parquet"), judgments)
     summary = summarize(judgments, bootstrap=params.report.bootstrap, ci=params.report.ci, seed=params.seed)
     return {"pair": key, "a": pair.a, "b": pair.b, "judge": backend.name, "prompt": params.judge.prompt,
