@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import pytest
-from fake_openai import FakeOpenAI
 
 from ift_select.core.errors import IftSelectError
 from ift_select.llm import ChatReply, ChatRequest, make_backend, run_requests
@@ -13,16 +12,12 @@ from ift_select.llm.urls import endpoint_name
 from ift_select.reporting.costs import costs_section
 
 
-def test_reasons_and_retries_are_kept_end_to_end():
-    srv = FakeOpenAI(retry_after="0")
-    url = srv.start()
-    try:
-        b = make_backend("openai", model="m", base_url=url, api_key_env="IFT_TEST_UNSET_KEY", max_retries=2,
-                         concurrency=2)
-        rows = ["fine", "busy [fault:429:1]", "broken [fault:500]", "refused [fault:400]"]
-        replies, stats = run_requests(b, [ChatRequest(messages=(("user", r),)) for r in rows], None)
-    finally:
-        srv.stop()
+def test_reasons_and_retries_are_kept_end_to_end(fake_openai):
+    _, url = fake_openai(retry_after="0")
+    b = make_backend("openai", model="m", base_url=url, api_key_env="IFT_TEST_UNSET_KEY", max_retries=2,
+                     concurrency=2)
+    rows = ["fine", "busy [fault:429:1]", "broken [fault:500]", "refused [fault:400]"]
+    replies, stats = run_requests(b, [ChatRequest(messages=(("user", r),)) for r in rows], None)
     assert [r.status for r in replies] == ["ok", "ok", "error", "error"]
     assert [r.attempts for r in replies] == [1, 2, 3, 1] and stats.attempts == 7 and stats.retries == 3
     assert "gave up after 3 attempts: HTTP 500" in (replies[2].error or "") and "HTTP 400" in (replies[3].error or "")

@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 import pytest
-from fake_openai import FakeOpenAI
 
 from ift_select.core.errors import ConfigError
 from ift_select.llm import ChatRequest, RequestCache, make_backend, run_requests
@@ -21,11 +20,8 @@ PRICING = {"pricey": {"input": 100.0, "output": 400.0}, "batch_discount": 0.5}  
 
 
 @pytest.fixture
-def server():
-    srv = FakeOpenAI(batch_polls=1)
-    url = srv.start()
-    yield srv, url
-    srv.stop()
+def server(fake_openai):
+    return fake_openai(batch_polls=1)
 
 
 def backend(url, cache, **kw):
@@ -77,6 +73,7 @@ url, cache, budget, name, go = sys.argv[1:]
 b = make_backend("openai", model="pricey", base_url=url, concurrency=4, pricing=%r, max_cost_usd=float(budget),
                  api_key_env="IFT_TEST_UNSET_KEY", ledger_path=cache)
 requests = [ChatRequest(messages=(("user", f"Rate {name}{i}"),), max_tokens=8) for i in range(40)]
+print("ready", flush=True)
 while not os.path.exists(go):
     time.sleep(0.01)
 _, stats = run_requests(b, requests, RequestCache(cache))
@@ -84,18 +81,14 @@ print(json.dumps({**stats.to_dict(), "stopped": b.ledger.stopped is not None}))
 """ % (PRICING,)
 
 
-def test_two_processes_share_one_budget(tmp_path):
-    srv = FakeOpenAI(latency=0.05)
-    url = srv.start()
-    cache, budget, go = tmp_path / "requests.sqlite", 0.05, tmp_path / "go"  # about 15 of the 80 requests
-    try:
-        procs = [subprocess.Popen([sys.executable, "-c", RUN, url, str(cache), str(budget), name, str(go)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name in "ab"]
-        LedgerDB(cache).close()  # both wait for this file, then run at once
-        go.touch()
-        outs = [p.communicate(timeout=300) for p in procs]
-    finally:
-        srv.stop()
+def test_two_processes_share_one_budget(tmp_path, fake_openai):
+    srv, url = fake_openai(latency=0.05)
+    cache, budget, go = tmp_path / "requests.sqlite", 0.05, tmp_path / "go"  # about a dozen of the 80 requests
+    procs = [subprocess.Popen([sys.executable, "-c", RUN, url, str(cache), str(budget), name, str(go)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name in "ab"]
+    assert [p.stdout.readline().strip() for p in procs] == ["ready", "ready"]  # type: ignore[union-attr]
+    go.touch()  # both run at once
+    outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [err[-800:] for _, err in outs]
     results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
     spent = sum(r["cost_usd"] for r in results)

@@ -140,6 +140,15 @@ def test_rerun_is_served_from_the_cache(backend, repo_root, tmp_path):
     assert [r.text for r in again] == [r.text for r in first] and again[0].token_probs == first[0].token_probs
 
 
+def test_the_openai_backend_reads_the_same_server_alike(backend, repo_root):
+    request = rating(repo_root, "5")
+    (managed,), _ = run_requests(backend, [request], None)
+    plain = make_backend("openai", model="any", base_url=backend.start().base_url, prefill="send",
+                         api_key_env="IFT_TEST_UNSET_KEY")
+    (direct,), _ = run_requests(plain, [request], None)
+    assert direct.text == managed.text and direct.token_probs == pytest.approx(managed.token_probs)
+
+
 def test_identity_covers_model_ctx_template_and_engine(tmp_path, monkeypatch):
     def identity(**kw):
         return make_backend("llamacpp", **{"model": "smollm2-135m-instruct", **kw}).identity()

@@ -75,9 +75,11 @@ OnReply = Callable[[int, ChatReply], None]
 
 
 class Backend(Protocol):
-    """A grader/judge model. ``identity()`` goes into the cache key: everything that changes replies."""
+    """A grader/judge model. ``identity()`` goes into the cache key: everything that changes replies.
+    ``endpoint``: where its requests go as users may see it (a public URL or a model; never a secret)."""
 
     name: str
+    endpoint: str
 
     def identity(self) -> dict[str, Any]: ...
 

@@ -10,6 +10,8 @@ API key, request bodies, reading replies (text, usage, logprobs), prompt windows
   token is then not the one the caller asked about, such a reply has no ``token_probs`` (its ``positions``
   describe the fresh reply). ``"send"`` sends it as-is (endpoints that continue it: llama.cpp, Anthropic-
   compatible ones); ``"continue"`` adds vLLM's ``continue_final_message``. The mode is part of ``identity()``.
+  A server that echoes the prefill at the start of its reply (llama.cpp does) has it removed: the reply text
+  is the continuation, as from the local backend.
   ``max_tokens=0`` (first-token probabilities only) is sent as 1 and replies with empty text.
 - Window: with ``max_prompt_tokens`` a longer prompt has its cuttable spans shortened (``llm.truncate``),
   counted with the model's tokenizer as the pricing counts it; ``ChatReply.truncated`` says how many tokens.
@@ -91,8 +93,6 @@ def prefill_of(request: ChatRequest) -> str | None:
 
 class OpenAIEndpoint:
     """Settings, key, bodies, replies and cost of one OpenAI-compatible endpoint and model."""
-
-    echoes_prefill = False  # the server's reply text starts with the prefill it continued (llama.cpp)
 
     def __init__(self, model: str, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
                  timeout_s: float = 60.0, max_retries: int = 6, temperature: float | None = None,
@@ -197,7 +197,7 @@ class OpenAIEndpoint:
             raise Unreadable("reply content is not text")
         text = text or ""
         prefill = prefill_of(request)
-        if self.echoes_prefill and prefill and not self.dropped_prefill(request) and text.startswith(prefill):
+        if prefill and not self.dropped_prefill(request) and text.startswith(prefill):
             text = text[len(prefill):]
         text = text if request.max_tokens > 0 else ""
         extra: dict[str, Any] = {"finish_reason": choices[0].get("finish_reason")}

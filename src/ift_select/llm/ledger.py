@@ -2,6 +2,7 @@
 
 - ``charges``: one row per paid request (tokens, USD), written in the same transaction as its cached reply
   (``RequestCache.put``): a cache hit adds nothing, and a killed run records nothing it did not keep.
+- ``spend``: the running total per scope (kept by a trigger on ``charges``, so a budget check reads one row).
 - ``holds``: budget reservations. Before a request is sent its worst case (estimated prompt tokens with a
   margin + ``max_tokens``) is held; an online request's hold goes when its reply is recorded, a batch's when the
   batch settles, in this run or a later one. Holds of processes that died are dropped.
@@ -30,8 +31,12 @@ from ift_select.llm.pricing import PriceTable, TokenCounter, prompt_tokens, toke
 
 PROMPT_MARGIN = 1.10  # worst-case holds add 10% to estimated prompt tokens
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS charges (key TEXT PRIMARY KEY, scope TEXT NOT NULL, tokens_in INTEGER, tokens_out INTEGER,     usd REAL NOT NULL, batch INTEGER, created REAL DEFAULT (julianday('now')));
-CREATE INDEX IF NOT EXISTS charges_scope ON charges (scope);
+CREATE TABLE IF NOT EXISTS charges (key TEXT PRIMARY KEY, scope TEXT NOT NULL, tokens_in INTEGER, tokens_out INTEGER,
+    usd REAL NOT NULL, batch INTEGER, created REAL DEFAULT (julianday('now')));
+CREATE TABLE IF NOT EXISTS spend (scope TEXT PRIMARY KEY, usd REAL NOT NULL);
+CREATE TRIGGER IF NOT EXISTS charges_spend AFTER INSERT ON charges BEGIN
+    INSERT INTO spend (scope, usd) VALUES (NEW.scope, NEW.usd) ON CONFLICT (scope) DO UPDATE SET usd = usd + NEW.usd;
+END;
 CREATE TABLE IF NOT EXISTS holds (id INTEGER PRIMARY KEY AUTOINCREMENT, scope TEXT NOT NULL, usd REAL NOT NULL,
     host TEXT, pid INTEGER, batch_id TEXT, created REAL DEFAULT (julianday('now')));
 """
@@ -75,6 +80,7 @@ class LedgerDB:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
 
     def totals(self, scope: str) -> tuple[float, float]:
@@ -83,7 +89,8 @@ class LedgerDB:
             return self._totals(scope)
 
     def _totals(self, scope: str) -> tuple[float, float]:
-        spent = self._db.execute("SELECT SUM(usd) FROM charges WHERE scope = ?", (scope,)).fetchone()[0] or 0.0
+        row = self._db.execute("SELECT usd FROM spend WHERE scope = ?", (scope,)).fetchone()
+        spent = row[0] if row else 0.0
         held = self._db.execute("SELECT SUM(usd) FROM holds WHERE scope = ?", (scope,)).fetchone()[0] or 0.0
         return spent, held
 

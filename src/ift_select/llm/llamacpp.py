@@ -151,8 +151,6 @@ def _stop_all() -> None:
 
 
 class LlamaCppBackend(OpenAIBackend):
-    echoes_prefill = True
-
     def __init__(self, model: str, threads: int | None = None, ctx: int = 2048, parallel: int = 1,
                  batch: int = 2048, ubatch: int = 512, chat_template: str | None = None, top_logprobs: int = 20,
                  timeout_s: float = 600.0, startup_timeout_s: float = 300.0, max_retries: int = 2) -> None:

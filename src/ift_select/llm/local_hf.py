@@ -43,7 +43,7 @@ class LocalBackend:
                               "dtype": str(DTYPE).removeprefix("torch.")}
         return dict(self._identity)
 
-    def _load(self) -> None:
+    def load(self) -> None:
         if self._model is not None:
             return
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -56,7 +56,7 @@ class LocalBackend:
         self._model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPE).to(device()).eval()
 
     def render(self, request: ChatRequest) -> str:
-        self._load()
+        self.load()
         turns, prefill = request.messages, ""
         if turns and turns[-1][0] == "assistant":  # a trailing assistant turn starts the reply (prefill)
             turns, prefill = turns[:-1], turns[-1][1]
@@ -84,7 +84,7 @@ class LocalBackend:
         return ids
 
     def complete(self, requests: Sequence[ChatRequest], on_reply: OnReply) -> None:
-        self._load()
+        self.load()
         texts: dict[int, str] = {}
         cut: dict[int, int] = {}
         for i, request in enumerate(requests):
