@@ -133,11 +133,11 @@ def test_long_response_is_cut_the_question_and_prefill_kept(backend, repo_root):
 
 def test_rerun_is_served_from_the_cache(backend, repo_root, tmp_path):
     cache = RequestCache(tmp_path / "c.sqlite")
-    requests = [rating(repo_root, answer) for answer in ("5", "It is 6.")]
+    requests = [rating(repo_root, answer, logprobs=2) for answer in ("5", "It is 6.")]
     first, stats = run_requests(backend, requests, cache)
     again, stats2 = run_requests(backend, requests, cache)
     assert stats.requests == 2 and stats2.requests == 0 and stats2.cache_hits == 2
-    assert [r.text for r in again] == [r.text for r in first] and again[0].token_probs == first[0].token_probs
+    assert [(r.text, r.token_probs, r.positions) for r in again] == [(r.text, r.token_probs, r.positions) for r in first]
 
 
 def test_the_openai_backend_reads_the_same_server_alike(backend, repo_root):

@@ -68,7 +68,10 @@ class ChatReply:
 
     @classmethod
     def from_json(cls, text: str) -> ChatReply:
-        return cls(**json.loads(text), cached=True)
+        data = json.loads(text)
+        if data.get("positions") is not None:  # JSON has no tuples
+            data["positions"] = [(token, alternatives) for token, alternatives in data["positions"]]
+        return cls(**data, cached=True)
 
 
 OnReply = Callable[[int, ChatReply], None]
