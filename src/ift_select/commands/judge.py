@@ -26,8 +26,8 @@ def _settings(params_path: Path, **flags: Any) -> tuple[JudgeParams, Params]:
     openai_keys = {"base_url", "concurrency", "max_cost_usd", "api_key_env"}
     top = {k: v for k, v in flags.items() if v is not None and k not in openai_keys}
     nested = {k: v for k, v in flags.items() if v is not None and k in openai_keys}
-    if top.get("backend") not in (None, "local", "openai"):
-        raise ConfigError(f"--backend: {top['backend']!r} is not one of 'local', 'openai'")
+    if top.get("backend") not in (None, "local", "openai", "llamacpp"):
+        raise ConfigError(f"--backend: {top['backend']!r} is not one of 'local', 'openai', 'llamacpp'")
     judge = dataclasses.replace(judge, **top, openai=dataclasses.replace(judge.openai, **nested))
     return judge, params
 
@@ -59,7 +59,7 @@ def _write_judgments(out: Path, frame: pd.DataFrame) -> None:
 
 
 # Judge settings, shared by `judge` and `judge agreement` (None: keep the params file's value).
-BACKEND = typer.Option(None, "--backend", help="local | openai")
+BACKEND = typer.Option(None, "--backend", help="local | openai | llamacpp")
 MODEL = typer.Option(None, "--model", help="Judge model (alias, HF dir, .gguf, or API model name).")
 BASE_URL = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint (openai backend).")
 API_KEY_ENV = typer.Option(None, "--api-key-env", help="Environment variable holding the API key.")

@@ -23,7 +23,7 @@ import typer
 
 from ift_select.core.cli_util import command, emit
 from ift_select.core.config import load_params
-from ift_select.core.params import Params
+from ift_select.core.params import OpenAISettings, Params
 from ift_select.core.io import write_parquet
 from ift_select.core.paths import cache_dir
 
@@ -31,6 +31,7 @@ from ift_select.core.paths import cache_dir
 class BackendName(str, Enum):
     local = "local"
     openai = "openai"
+    llamacpp = "llamacpp"
 
 
 class Kind(str, Enum):
@@ -54,7 +55,7 @@ def _pool(path: Path, params: Params, max_rows: int | None) -> Any:
 def score(
     input: Path = typer.Option(..., "--input", help="Pool file (Alpaca JSON, JSONL, CSV, Parquet, Dolly)."),
     out: Path = typer.Option(..., "--out", help="Scores parquet to write."),
-    backend: BackendName | None = typer.Option(None, "--backend", help="local | openai [score.backend]"),
+    backend: BackendName | None = typer.Option(None, "--backend", help="local | openai | llamacpp [score.backend]"),
     base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint, e.g. "
                                         "http://127.0.0.1:8000/v1 [score.openai.base_url; none: OpenAI]"),
     model: str | None = typer.Option(None, "--model", help="Grader model [score.model]"),
@@ -152,16 +153,21 @@ def estimate(
     tokenizer: str | None = typer.Option(None, "--tokenizer", help="HF tokenizer to count with (alias, dir, "
                                          "hub id) instead of tiktoken."),
     max_rows: int | None = typer.Option(None, "--max-rows", min=1),
+    cache: Path | None = typer.Option(None, "--cache", help="The cache whose ledger holds past spend "
+                                      "[.ift-cache/requests.sqlite]"),
     params_file: Path = typer.Option(Path("params.yaml"), "--params"),
 ) -> dict[str, Any]:
     """Price a score or judge run before it is made: prompt tokens counted with tiktoken (OpenAI models; needs
     its BPE files), else a HF tokenizer, else chars/4 (``token_count_method`` says which); reply tokens at
-    their cap, so the figure is an upper bound for replies, not counting format-reminder retries."""
+    their cap, so the figure is an upper bound for replies, not counting format-reminder retries. Beside it:
+    what the ledger says was already spent on that endpoint and model (``ledger_spent_usd``, all runs) and,
+    under a budget, what is left (``remaining_usd``)."""
     from ift_select.llm.pricing import PriceTable, estimate as price_run, token_counter
     from ift_select.llm.templates import load_template
     from ift_select.grading.alpagasus import rating_requests
 
     params = _params(params_file)
+    section = params.score if kind is Kind.score else params.judge
     if kind is Kind.score:
         p = params.score
         pool = _pool(input, params, max_rows)
@@ -172,9 +178,29 @@ def estimate(
         requests, rows = _judge_requests(input, params, prompt, response_tokens, max_tokens, pairs, max_rows)
     table = PriceTable.from_params(params.pricing)
     result = price_run(requests, model, table, token_counter(model, tokenizer), batch=batch)
+    result.update(_ledger_view(section.openai, model, cache or cache_dir() / "requests.sqlite"))
     if not result["priced"]:
-        typer.echo(f"note: {model} is not in pricing (params.yaml): cost 0", err=True)
+        refused = "; the run would be refused: this endpoint is paid" if result["paid"] else ""
+        typer.echo(f"note: {model} is not in pricing (params.yaml): cost 0{refused}", err=True)
     return {"kind": kind.value, "rows": rows, "cost_usd": result["usd"], **result}
+
+
+def _ledger_view(openai: OpenAISettings, model: str, cache: Path) -> dict[str, Any]:
+    """Past spend on the endpoint and model (from the cache's ledger, when it exists) and the budget left."""
+    from ift_select.llm.ledger import LedgerDB
+    from ift_select.llm.urls import endpoint_name, is_paid
+
+    scope = f"{endpoint_name(openai.base_url)}|{model}"
+    spent = held = 0.0
+    if cache.exists():
+        db = LedgerDB(cache)
+        spent, held = db.totals(scope)
+        db.close()
+    view = {"paid": is_paid(openai.paid, openai.base_url), "scope": scope, "ledger_spent_usd": round(spent, 6),
+            "ledger_held_usd": round(held, 6), "max_cost_usd": openai.max_cost_usd}
+    if openai.max_cost_usd is not None:
+        view["remaining_usd"] = round(max(0.0, openai.max_cost_usd - spent - held), 6)
+    return view
 
 
 def register(app: typer.Typer) -> None:

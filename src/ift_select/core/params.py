@@ -9,6 +9,7 @@ from typing import Any, Literal
 from ift_select.core.typed import build
 
 Precision = Literal["auto", "bf16", "fp32"]
+Backend = Literal["local", "openai", "llamacpp"]
 
 
 @dataclass
@@ -25,6 +26,23 @@ class OpenAISettings:
     prefill: Literal["drop", "send", "continue"] = "drop"  # what to do with a prompt's trailing assistant turn
     poll_s: float = 30.0  # batch API: seconds between polls
     max_wait_s: float | None = None  # batch API: stop waiting (resumable) after this long
+    paid: Literal["auto"] | bool = "auto"  # auto: paid unless base_url is on loopback or a private network
+    max_prompt_tokens: int | None = None  # cut cuttable fields of longer prompts (counted as the pricing does)
+
+
+@dataclass
+class LlamaCppSettings:
+    """The managed llama.cpp server (backend ``llamacpp``): started on 127.0.0.1 for a GGUF model."""
+
+    threads: int | None = None  # None: every core this process may use
+    ctx: int = 2048  # tokens per slot, prompt and reply; longer prompts are cut in their cuttable fields
+    parallel: int = 1  # slots: requests decoded together
+    batch: int = 2048  # logical batch (llama.cpp n_batch)
+    ubatch: int = 512  # physical batch (n_ubatch)
+    chat_template: str | None = None  # None: the GGUF's own; else a llama.cpp built-in name (chatml, llama3, ...)
+    top_logprobs: int = 20
+    timeout_s: float = 600.0  # per request
+    startup_timeout_s: float = 300.0
 
 
 @dataclass
@@ -45,7 +63,7 @@ class DataParams:
 
 @dataclass
 class ScoreParams:
-    backend: Literal["local", "openai"] = "local"
+    backend: Backend = "local"
     model: str = "smollm2-135m-instruct"
     dimension: str = "accuracy"
     prompt: str = "prompts/alpagasus_rating_prefill.txt"
@@ -56,6 +74,7 @@ class ScoreParams:
     max_length: int = 768
     iqs_model: str | None = None
     openai: OpenAISettings = field(default_factory=OpenAISettings)
+    llamacpp: LlamaCppSettings = field(default_factory=LlamaCppSettings)
     # Extra graders: {name: {any score.* key to override}}; each adds columns score_<name>, status_<name>, ...
     graders: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -64,7 +83,7 @@ class ScoreParams:
         base = dataclasses.asdict(self)
         base.pop("graders")
         overrides = self.graders[name]
-        merged = {**base, **overrides, "openai": {**base["openai"], **overrides.get("openai", {})}}
+        merged = {**base, **overrides, **{k: {**base[k], **overrides.get(k, {})} for k in ("openai", "llamacpp")}}
         return build(ScoreParams, merged, f"score.graders.{name}")
 
 
@@ -146,7 +165,7 @@ class JudgePair:
 
 @dataclass
 class JudgeParams:
-    backend: Literal["local", "openai"] = "local"
+    backend: Backend = "local"
     model: str = "smollm2-135m-instruct"
     prompt: str = "prompts/judge_mt_bench_prefill.txt"
     batch_size: int = 8
@@ -155,6 +174,7 @@ class JudgeParams:
     precision: Precision = "auto"
     max_length: int = 1024
     openai: OpenAISettings = field(default_factory=OpenAISettings)
+    llamacpp: LlamaCppSettings = field(default_factory=LlamaCppSettings)
     pairs: dict[str, JudgePair] = field(default_factory=dict)
 
 

@@ -68,16 +68,21 @@ class ChatReply:
 
     @classmethod
     def from_json(cls, text: str) -> ChatReply:
-        return cls(**json.loads(text), cached=True)
+        data = json.loads(text)
+        if data.get("positions") is not None:  # JSON has no tuples
+            data["positions"] = [(token, alternatives) for token, alternatives in data["positions"]]
+        return cls(**data, cached=True)
 
 
 OnReply = Callable[[int, ChatReply], None]
 
 
 class Backend(Protocol):
-    """A grader/judge model. ``identity()`` goes into the cache key: everything that changes replies."""
+    """A grader/judge model. ``identity()`` goes into the cache key: everything that changes replies.
+    ``endpoint``: where its requests go as users may see it (a public URL or a model; never a secret)."""
 
     name: str
+    endpoint: str
 
     def identity(self) -> dict[str, Any]: ...
 

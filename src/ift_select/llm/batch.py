@@ -11,6 +11,9 @@ recorded batch that holds some of its requests (running, or completed but not ye
 only the rest; lines that failed inside a completed batch are submitted anew.
 ``max_wait_s`` bounds one run's wait: requests of a batch still running are left unanswered (the runner marks
 them "not sent") and the batch id is listed in ``pending``; rerun later to collect them.
+Budget: a batch's worst case stays held in the ledger (``llm.ledger``), across runs, until the batch settles
+(completed, failed, expired, cancelled, or unknown to the provider). Prompts longer than ``max_prompt_tokens``
+are cut as online (a request that cannot fit is answered with an error and not submitted).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import hashlib
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +31,10 @@ import openai
 from ift_select.core.io import write_json
 from ift_select.llm.base import ChatReply, ChatRequest, OnReply
 from ift_select.llm.cache import request_key
-from ift_select.llm.openai_compat import OpenAIEndpoint, error_reply
 from ift_select.core.paths import cache_dir
+from ift_select.llm.endpoint import OpenAIEndpoint, error_reply
+from ift_select.llm.ledger import Hold
+from ift_select.llm.truncate import PromptTooLong
 
 ENDPOINT = "/v1/chat/completions"
 FINAL = frozenset({"completed", "failed", "expired", "cancelled"})
@@ -83,43 +88,49 @@ class BatchBackend(OpenAIEndpoint):
                     on_reply(j, reply)
 
         # batch admin calls (upload, create, poll) may use the SDK's own retries: nothing else retries them
-        with openai.OpenAI(**{**self.client_options(), "max_retries": self.retry.max_retries}) as client:
+        with openai.OpenAI(**{**self.client_options(), "max_retries": self.max_retries}) as client:
             for key, entry in list(self.state.entries.items()):
                 mine = {cid: todo.pop(cid) for cid in self.state.answerable(entry) & todo.keys()}
-                if mine:
-                    replies = self._finish(client, key, entry, mine, reserved=0.0)
-                    if replies is None:  # the provider no longer knows this batch: send these anew
-                        todo.update(mine)
-                    else:
-                        deliver(replies)
-            ids = sorted(todo)
+                if mine and self._finish(client, key, entry, mine, Hold(0.0), deliver) is None:
+                    todo.update(mine)  # the provider no longer knows this batch: send these anew
+            fitted: dict[str, ChatRequest] = {}
+            for cid, request in todo.items():
+                try:
+                    fitted[cid] = self.prepare(request)[0]
+                except PromptTooLong as exc:
+                    deliver({cid: error_reply(f"prompt too long: {exc}", attempts=0)})
+            ids = sorted(fitted)
             for start in range(0, len(ids), self.max_requests):
-                chunk = {cid: todo[cid] for cid in ids[start:start + self.max_requests]}
-                reserved = self.ledger.reserve(list(chunk.values()))
-                if reserved is None:
+                chunk = {cid: fitted[cid] for cid in ids[start:start + self.max_requests]}
+                hold = self.ledger.reserve(list(chunk.values()))
+                if hold is None:
                     break  # over budget: this chunk and the rest are not sent
                 key, entry = self._submit(client, chunk)
-                deliver(self._finish(client, key, entry, chunk, reserved) or {})
+                self.ledger.keep_for_batch(hold, entry["batch_id"])
+                self._finish(client, key, entry, {cid: todo[cid] for cid in chunk}, hold, deliver)
 
-    def _finish(self, client: Any, key: str, entry: dict[str, Any], reqs: dict[str, ChatRequest],
-                reserved: float) -> dict[str, ChatReply] | None:
-        """Wait for a batch and read the replies to ``reqs`` from it; {} while it still runs, None when the
-        provider no longer has it."""
+    def _finish(self, client: Any, key: str, entry: dict[str, Any], reqs: dict[str, ChatRequest], hold: Hold,
+                deliver: Callable[[dict[str, ChatReply]], None]) -> bool | None:
+        """Wait for a batch and deliver its replies to ``reqs``; True once it settled, False while it still runs
+        (its hold stays), None when the provider no longer has it."""
         try:
             batch = self._wait(client, entry["batch_id"])
         except openai.NotFoundError:
             self.state.drop(key)
+            self.ledger.settle(hold, [], batch_id=entry["batch_id"])
             return None
-        replies = self._collect(client, batch, reqs) if batch.status in FINAL else {}
         if batch.status not in FINAL:
             self.pending.append(batch.id)
-        elif batch.status == "completed":
+            return False
+        replies = self._collect(client, batch, reqs)
+        if batch.status == "completed":
             failed = sorted(set(entry.get("failed_ids", ())) | {c for c, r in replies.items() if r.status != "ok"})
             self.state.put(key, {**entry, "status": "completed", "failed_ids": failed})
         else:  # failed / expired / cancelled: what finished is kept; a rerun submits the rest anew
             self.state.drop(key)
-        self.ledger.settle(reserved, list(replies.values()))
-        return replies
+        deliver(replies)  # recorded by the runner before the hold goes
+        self.ledger.settle(hold, list(replies.values()), batch_id=batch.id)
+        return True
 
     def _submit(self, client: Any, reqs: dict[str, ChatRequest]) -> tuple[str, dict[str, Any]]:
         key = hashlib.sha256("\n".join([self.model, *reqs]).encode()).hexdigest()
@@ -171,7 +182,10 @@ class BatchBackend(OpenAIEndpoint):
         body = response.get("body")
         if status == 200:
             try:
-                return self.read(body, request)
+                fitted, cut = self.prepare(request)
+                reply = self.read(body, fitted)
+                reply.truncated = cut
+                return reply
             except ValueError as exc:
                 return error_reply(f"unreadable reply: {self.scrub(str(exc))}")
         detail = record.get("error") or (body.get("error") if isinstance(body, dict) else body)

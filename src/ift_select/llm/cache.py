@@ -1,6 +1,7 @@
 """SQLite (WAL) request cache keyed by sha256 of the full request (backend identity + request payload).
 
-A reply is committed before the caller counts it, so a killed run resumes without paying twice.
+A reply is committed before the caller counts it, so a killed run resumes without paying twice. A paid
+reply's charge goes into the cost ledger (``llm.ledger``, same file) in the same transaction.
 Only replies with status "ok" are cached: errors are retried on the next run.
 """
 
@@ -10,9 +11,11 @@ import hashlib
 import json
 import sqlite3
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ift_select.llm import ledger
 from ift_select.llm.base import ChatReply, ChatRequest
 
 
@@ -33,6 +36,7 @@ class RequestCache:
             "CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, backend TEXT, reply TEXT, "
             "created REAL DEFAULT (julianday('now')))"
         )
+        self._db.executescript(ledger.SCHEMA)
         self._db.commit()
 
     def get(self, key: str) -> ChatReply | None:
@@ -40,15 +44,26 @@ class RequestCache:
             row = self._db.execute("SELECT reply FROM replies WHERE key = ?", (key,)).fetchone()
         return ChatReply.from_json(row[0]) if row else None
 
-    def put(self, key: str, backend: str, reply: ChatReply) -> None:
-        if reply.status != "ok":
+    def put(self, key: str, backend: str, reply: ChatReply, charge_scope: str | None = None,
+            batch: bool = False) -> None:
+        """Keep an ok reply; with ``charge_scope``, record what it cost in the ledger (paid or not ok)."""
+        charge = charge_scope is not None and reply.cost_usd > 0
+        if reply.status != "ok" and not charge:
             return
         with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO replies (key, backend, reply) VALUES (?, ?, ?)",
-                (key, backend, reply.to_json()),
-            )
+            if reply.status == "ok":
+                self._db.execute(
+                    "INSERT OR REPLACE INTO replies (key, backend, reply) VALUES (?, ?, ?)",
+                    (key, backend, reply.to_json()),
+                )
+            if charge:
+                ledger.record_charge(self._db, key, charge_scope, reply, batch)
             self._db.commit()
+
+    def cost_of(self, keys: Iterable[str]) -> float:
+        """What the cached replies with these keys cost when first paid (from the ledger)."""
+        with self._lock:
+            return ledger.cost_of(self._db, keys)
 
     def __len__(self) -> int:
         with self._lock:

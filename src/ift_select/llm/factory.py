@@ -8,16 +8,22 @@ from pathlib import Path
 from typing import Any
 
 from ift_select.core.params import JudgeParams, ScoreParams
+from ift_select.core.paths import cache_dir
 from ift_select.llm import Backend, make_backend
 
 
 def backend_for(section: ScoreParams | JudgeParams, pricing: dict[str, Any], cache_path: Path | None = None) -> Backend:
+    """``cache_path``: the request cache, whose database also holds the cost ledger (default:
+    ``.ift-cache/requests.sqlite`` at the repository root, wherever the run's cache is)."""
     if section.backend == "local":
         return make_backend("local", model=section.model, batch_size=section.batch_size,
                             precision=section.precision, max_length=section.max_length)
+    if section.backend == "llamacpp":
+        return make_backend("llamacpp", model=section.model, **dataclasses.asdict(section.llamacpp))
     settings = dataclasses.asdict(section.openai)
     batch_state = str(cache_path) + ".batches.json" if cache_path else None
-    return make_backend("openai", model=section.model, pricing=pricing, batch_state=batch_state, **settings)
+    return make_backend("openai", model=section.model, pricing=pricing, batch_state=batch_state,
+                        ledger_path=cache_path or cache_dir() / "requests.sqlite", **settings)
 
 
 def run_outcome(backend: Backend) -> tuple[dict[str, Any], str | None]:

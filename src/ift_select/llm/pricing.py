@@ -1,13 +1,9 @@
-"""What API calls cost: the price table from params (``pricing``), token counting, estimates and the budget.
+"""What API calls cost: the price table from params (``pricing``), token counting and estimates.
 
 ``pricing`` in params.yaml maps a model name to USD per 1M tokens (``{input: 0.15, output: 0.60}``) plus
 ``batch_discount`` (the Batch API's price factor, 0.5 at OpenAI). A dated snapshot ("gpt-4o-mini-2024-07-18")
-takes its family's price. Models not in the table (local models, your own vLLM) cost nothing.
-
-Budget (``max_cost_usd``): before a request is sent the :class:`Ledger` reserves its worst case (estimated
-prompt tokens with a margin + ``max_tokens``); after the reply it keeps the real cost (usage from the server).
-A request whose reservation would take spent + reserved over the budget is not sent, and nor is any later one:
-the run stops cleanly with everything finished saved, and ``Ledger.stopped`` says why.
+takes its family's price. Models not in the table cost nothing; a paid endpoint refuses them
+(``openai_compat``). What was spent and the budget: ``llm.ledger``.
 """
 
 from __future__ import annotations
@@ -15,16 +11,14 @@ from __future__ import annotations
 import functools
 import math
 import re
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ift_select.core.errors import BudgetExceeded, ConfigError
-from ift_select.llm.base import ChatReply, ChatRequest
+from ift_select.core.errors import ConfigError
+from ift_select.llm.base import ChatRequest
 
 PER_MESSAGE_TOKENS = 4  # role markers per message (OpenAI's chat format uses 3-4), plus 3 to prime the reply
-PROMPT_MARGIN = 1.10  # worst-case reservations add 10% to estimated prompt tokens
 _SNAPSHOT = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4})$")
 
 
@@ -140,72 +134,3 @@ def estimate(requests: Sequence[ChatRequest], model: str, pricing: PriceTable | 
         "price_per_1m": None if price is None else {"input": price.input, "output": price.output},
         "token_count_method": counter.method,
     }
-
-
-# ---- budget ---------------------------------------------------------------------------------------------
-
-
-class Ledger:
-    """Tokens and USD of every call of one backend, and the ``max_cost_usd`` budget (None: no cap)."""
-
-    def __init__(self, model: str, pricing: PriceTable | Mapping[str, Any] | None = None,
-                 max_cost_usd: float | None = None, counter: TokenCounter | None = None,
-                 batch: bool = False) -> None:
-        self.model = model
-        self.table = PriceTable.from_params(pricing)
-        self.max_cost_usd = max_cost_usd
-        self.batch = batch
-        if max_cost_usd is not None and self.table.price(model) is None:
-            raise ConfigError(f"pricing: no price for model {model!r}, so max_cost_usd = {max_cost_usd} cannot "
-                              "be enforced; add it to pricing in params.yaml")
-        # counted before the run starts (a tokenizer may take a moment to load), only when there is a budget
-        self._counter = counter or (token_counter(model) if max_cost_usd is not None else None)
-        self._lock = threading.Lock()
-        self.calls = 0
-        self.tokens_in = 0
-        self.tokens_out = 0
-        self.spent = 0.0
-        self.reserved = 0.0
-        self.refused = 0
-        self.stopped: BudgetExceeded | None = None
-
-    def cost(self, tokens_in: int, tokens_out: int) -> float:
-        return self.table.cost(self.model, tokens_in, tokens_out, batch=self.batch)
-
-    def worst_case(self, requests: Sequence[ChatRequest]) -> float:
-        counter = self._counter or token_counter(self.model)
-        tokens_in = sum(math.ceil(prompt_tokens(r, counter) * PROMPT_MARGIN) for r in requests)
-        return self.cost(tokens_in, sum(r.max_tokens for r in requests))
-
-    def reserve(self, requests: Sequence[ChatRequest]) -> float | None:
-        """Reserve the worst case of sending ``requests``; None (and ``stopped`` set) when the budget refuses.
-        Once refused, every later reservation is refused too, so a run stops instead of trickling on."""
-        if self.max_cost_usd is None:
-            return 0.0
-        need = self.worst_case(requests)
-        with self._lock:
-            if self.stopped is None and self.spent + self.reserved + need > self.max_cost_usd:
-                self.stopped = BudgetExceeded(
-                    f"max_cost_usd = {self.max_cost_usd}: spent ${self.spent:.6g}, in flight ${self.reserved:.6g}; "
-                    f"the next request could cost up to ${need:.6g}, so it and the rest were not sent "
-                    "(raise max_cost_usd and rerun: finished replies are cached)")
-            if self.stopped is not None:
-                self.refused += len(requests)
-                return None
-            self.reserved += need
-            return need
-
-    def settle(self, reserved: float, replies: Sequence[ChatReply]) -> None:
-        """Replace a reservation by what the replies cost (their ``cost_usd``, already set by the backend)."""
-        with self._lock:
-            self.reserved -= reserved
-            for reply in replies:
-                self.calls += 1
-                self.tokens_in += reply.tokens_in
-                self.tokens_out += reply.tokens_out
-                self.spent += reply.cost_usd
-
-    def summary(self) -> dict[str, Any]:
-        return {"calls": self.calls, "tokens_in": self.tokens_in, "tokens_out": self.tokens_out,
-                "cost_usd": round(self.spent, 6), "max_cost_usd": self.max_cost_usd, "refused": self.refused,
-                "budget_exceeded": None if self.stopped is None else str(self.stopped)}

@@ -1,4 +1,5 @@
-"""Send requests through a backend behind the cache, with counts every command reports."""
+"""Send requests through a backend behind the cache, with counts every command reports, and the check that
+turns a run of failed requests into an error a user can act on."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import asdict, dataclass
 
 from tqdm import tqdm
 
+from ift_select.core.errors import IftSelectError
 from ift_select.llm.base import Backend, ChatReply, ChatRequest
 from ift_select.llm.cache import RequestCache, request_key
 
@@ -16,12 +18,17 @@ from ift_select.llm.cache import RequestCache, request_key
 class RunStats:
     rows: int = 0
     requests: int = 0  # sent to the backend (cache misses)
+    attempts: int = 0  # HTTP requests those took, retries included
+    retries: int = 0
     cache_hits: int = 0
     errors: int = 0
     not_sent: int = 0  # of the errors: requests the backend never sent (budget stop, batch still running)
+    truncated: int = 0  # replies (cached ones too) whose prompt was cut to fit the model's window
+    truncated_tokens: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
-    cost_usd: float = 0.0
+    cost_usd: float = 0.0  # spent by this run
+    results_cost_usd: float = 0.0  # what these replies cost when first paid, cached ones included (the ledger)
     seconds: float = 0.0
 
     def add(self, other: RunStats) -> None:
@@ -30,9 +37,20 @@ class RunStats:
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        data["cost_usd"] = round(self.cost_usd, 6)
+        for key in ("cost_usd", "results_cost_usd"):
+            data[key] = round(data[key], 6)
         data["seconds"] = round(self.seconds, 3)
         return data
+
+
+def _not_sent(backend: Backend) -> str:
+    ledger = getattr(backend, "ledger", None)
+    why = getattr(ledger, "stopped", None) or getattr(backend, "fatal", None)
+    if why:
+        return f"not sent: {why}"
+    if getattr(backend, "pending", None):
+        return "not sent: its batch is still running at the provider (rerun to collect it)"
+    return "not sent: the backend stopped before this request"
 
 
 def run_requests(
@@ -42,11 +60,15 @@ def run_requests(
     desc: str = "requests",
 ) -> tuple[list[ChatReply], RunStats]:
     """Answer ``requests`` in order. Cached replies are reused; each new "ok" reply is committed to the
-    cache before it is counted, so a killed run re-sends at most the requests that were in flight."""
+    cache (and a paid one's charge to the ledger) before it is counted, so a killed run re-sends at most the
+    requests that were in flight."""
     start = time.perf_counter()
     stats = RunStats(rows=len(requests))
     identity = backend.identity()
     keys = [request_key(identity, r) for r in requests]
+    ledger = getattr(backend, "ledger", None)
+    scope, db = getattr(ledger, "scope", None), getattr(ledger, "db", None)
+    batch = bool(getattr(ledger, "batch", False))
     replies: list[ChatReply | None] = [None] * len(requests)
     missing: list[int] = []
     for i, key in enumerate(keys):
@@ -62,9 +84,13 @@ def run_requests(
     def on_reply(j: int, reply: ChatReply) -> None:
         i = missing[j]
         if cache is not None:
-            cache.put(keys[i], backend.name, reply)
+            cache.put(keys[i], backend.name, reply, charge_scope=scope, batch=batch)
+        elif db is not None and scope is not None and reply.cost_usd > 0:
+            db.record(keys[i], scope, reply, batch)
         replies[i] = reply
         stats.requests += 1
+        stats.attempts += reply.attempts
+        stats.retries += max(0, reply.attempts - 1)
         stats.tokens_in += reply.tokens_in
         stats.tokens_out += reply.tokens_out
         stats.cost_usd += reply.cost_usd
@@ -76,8 +102,31 @@ def run_requests(
     bar.close()
     for i in missing:
         if replies[i] is None:  # the backend stopped early (e.g. budget): record, never invent a reply
-            replies[i] = ChatReply(text="", status="error", error="not sent")
+            replies[i] = ChatReply(text="", status="error", error=_not_sent(backend), attempts=0)
             stats.errors += 1
             stats.not_sent += 1
+    done = [r for r in replies if r is not None]
+    stats.truncated = sum(r.truncated > 0 for r in done)
+    stats.truncated_tokens = sum(r.truncated for r in done)
+    ok_keys = [k for k, r in zip(keys, done) if r.status == "ok"]
+    source = cache if cache is not None else db
+    stats.results_cost_usd = source.cost_of(ok_keys) if source is not None and scope is not None else \
+        sum(r.cost_usd for r in done if r.status == "ok")
     stats.seconds = time.perf_counter() - start
-    return [r for r in replies if r is not None], stats
+    return done, stats
+
+
+def check_failures(stats: RunStats, replies: Sequence[ChatReply], max_error_rate: float, endpoint: str) -> None:
+    """Raise IftSelectError when no reply is ok, or when the share of failed replies is over ``max_error_rate``;
+    the message names ``endpoint`` (a public URL or model, never a key) and the first error."""
+    if not replies:
+        return
+    failed = [r for r in replies if r.status != "ok"]
+    if not failed or (len(failed) < len(replies) and len(failed) / len(replies) <= max_error_rate):
+        return
+    first = next((r.error for r in failed if r.error), "no reason given")
+    share = f"{len(failed)} of {len(replies)} requests failed"
+    head = f"{endpoint}: every request failed ({share})" if len(failed) == len(replies) else \
+        f"{endpoint}: {share} ({len(failed) / len(replies):.1%}, over max_error_rate = {max_error_rate:g})"
+    retried = f"; {stats.retries} retries" if stats.retries else ""
+    raise IftSelectError(f"{head}{retried}; first error: {first}")

@@ -1,0 +1,54 @@
+"""Failures a user can act on: every failed request keeps its reason, retries are counted, and
+``check_failures`` turns a run of failures into one error naming the endpoint and the first reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from ift_select.core.errors import IftSelectError
+from ift_select.llm import ChatReply, ChatRequest, make_backend, run_requests
+from ift_select.llm.runner import RunStats, check_failures
+from ift_select.llm.urls import endpoint_name
+from ift_select.reporting.costs import costs_section
+
+
+def test_reasons_and_retries_are_kept_end_to_end(fake_openai):
+    _, url = fake_openai(retry_after="0")
+    b = make_backend("openai", model="m", base_url=url, api_key_env="IFT_TEST_UNSET_KEY", max_retries=2,
+                     concurrency=2)
+    rows = ["fine", "busy [fault:429:1]", "broken [fault:500]", "refused [fault:400]"]
+    replies, stats = run_requests(b, [ChatRequest(messages=(("user", r),)) for r in rows], None)
+    assert [r.status for r in replies] == ["ok", "ok", "error", "error"]
+    assert [r.attempts for r in replies] == [1, 2, 3, 1] and stats.attempts == 7 and stats.retries == 3
+    assert "gave up after 3 attempts: HTTP 500" in (replies[2].error or "") and "HTTP 400" in (replies[3].error or "")
+    assert stats.to_dict()["retries"] == 3
+    with pytest.raises(IftSelectError, match=r"http://127\.0\.0\.1:\d+/v1: 2 of 4 requests failed \(50\.0%, over "
+                                             r"max_error_rate = 0\.05\); 3 retries; first error: gave up"):
+        check_failures(stats, replies, 0.05, b.endpoint)
+    check_failures(stats, replies, 0.5, b.endpoint)  # at the limit: passes
+
+
+def test_a_dead_endpoint_fails_the_run_naming_it():
+    b = make_backend("openai", model="m", base_url="http://127.0.0.1:9/v1", api_key_env="IFT_TEST_UNSET_KEY",
+                     max_retries=0, timeout_s=2)
+    replies, stats = run_requests(b, [ChatRequest(messages=(("user", "hi"),))] * 2, None)
+    with pytest.raises(IftSelectError) as info:
+        check_failures(stats, replies, 1.0, b.endpoint)  # no ok reply fails whatever the rate
+    message = str(info.value)
+    assert message.startswith("http://127.0.0.1:9/v1: every request failed (2 of 2") and "connection" in message
+    assert endpoint_name("https://u:pw@h.example/v1?api_key=s3cr3t&v=1") == "https://h.example/v1?v=1"
+    check_failures(RunStats(), [], 0.0, "x")  # nothing asked: nothing to fail
+    check_failures(RunStats(), [ChatReply(text="4")], 0.0, "x")
+
+
+def test_costs_section_shows_spent_and_results_cost():
+    metrics = {"score": {"rows": 4, "requests": 1, "cache_hits": 3, "cost_usd": 0.01, "results_cost_usd": 0.04,
+                         "seconds": 2.0, "graders": {"helpful": {"cost_usd": 0.02, "results_cost_usd": 0.05}}},
+               "judge_a_vs_b": {"rows": 8, "cost_usd": 0.0, "results_cost_usd": 0.3, "seconds": 1.0},
+               "base_model": {"spec": "x"}}
+    _, table = costs_section(metrics)
+    assert "spent by this run (USD)" in table.headers and "results cost (USD)" in table.headers
+    by = {row[0]: dict(zip(table.headers, row)) for row in table.rows}
+    assert by["score"]["spent by this run (USD)"] == 0.03 and by["score"]["results cost (USD)"] == 0.09
+    assert by["total"]["spent by this run (USD)"] == 0.03 and by["total"]["results cost (USD)"] == 0.39
+    assert "base_model" not in by
