@@ -54,6 +54,7 @@ class ScoreParams:
     min_prob_mass: float = 0.1
     precision: Precision = "auto"
     max_length: int = 768
+    max_error_rate: float = 0.05  # the stage fails when more rows than this share end in error
     iqs_model: str | None = None
     openai: OpenAISettings = field(default_factory=OpenAISettings)
     # Extra graders: {name: {any score.* key to override}}; each adds columns score_<name>, status_<name>, ...

@@ -18,7 +18,7 @@ from ift_select.core.io import read_parquet, write_parquet
 from ift_select.core.params import Params, ScoreParams
 from ift_select.core.paths import cache_dir
 from ift_select.core.stage import Stage
-from ift_select.grading.alpagasus import score_pool, summarize, with_grader_columns
+from ift_select.grading.alpagasus import check_failures, endpoint, score_pool, summarize, with_grader_columns
 from ift_select.llm import RequestCache
 from ift_select.llm.factory import backend_for, run_outcome
 from ift_select.llm.templates import load_template, resolve
@@ -36,6 +36,9 @@ def grade(pool: pd.DataFrame, section: ScoreParams, params: Params, cache: Reque
     if problem:
         error = BudgetExceeded if problem.startswith("budget") else IftSelectError
         raise error(problem)
+    failed = check_failures(scores, endpoint(backend), section.max_error_rate)
+    if failed:
+        raise IftSelectError(failed)
     return scores, {**summarize(scores, stats), **info, "grader": backend.name, "prompt": section.prompt}
 
 
