@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import os
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ import pytest
 
 @contextlib.contextmanager
 def llama_server(gguf: Path, ctx: int = 2048, threads: int = 2) -> Iterator[str]:
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # before OpenMP starts: spinning threads lose on a busy CPU
     xlc = pytest.importorskip("xllamacpp")
     params = xlc.CommonParams()
     params.model.path = str(gguf)

@@ -70,6 +70,13 @@ class ScoreParams:
 
 
 @dataclass
+class QualifyGraderParams:
+    # name -> labelled file the graders are measured on (stage qualify_pairs@<name>): CaR's src,pos,neg pairs
+    # (.csv) or JSONL rows with a 0/1 label
+    pairs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class EmbedParams:
     model: str = "all-minilm-l6-v2"
     batch_size: int = 16
@@ -201,6 +208,7 @@ class Params:
     arms: dict[str, ArmSpec] = field(default_factory=dict)
     data: DataParams = field(default_factory=DataParams)
     score: ScoreParams = field(default_factory=ScoreParams)
+    qualify_grader: QualifyGraderParams = field(default_factory=QualifyGraderParams)
     embed: EmbedParams = field(default_factory=EmbedParams)
     car: CarParams = field(default_factory=CarParams)
     select: SelectParams = field(default_factory=SelectParams)

@@ -32,6 +32,7 @@ Body = Callable[[Params, str], dict[str, Any]]
 MODULES = {  # stage name -> the module whose STAGES defines it
     "prepare": "ift_select.data.stage", "testset": "ift_select.data.stage",
     "score": "ift_select.grading.stage", "embed": "ift_select.embedding.stage",
+    "qualify_grader": "ift_select.grading.stage", "qualify_pairs": "ift_select.grading.stage",
     "arms": "ift_select.selection.stage", "select": "ift_select.selection.stage",
     "base_model": "ift_select.llm.stage", "train": "ift_select.training.stage",
     "generate": "ift_select.training.stage", "reference": "ift_select.evaluation.stage",
