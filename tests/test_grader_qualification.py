@@ -100,3 +100,30 @@ def test_grade_agreement_runs_the_configured_grader(tmp_path, repo_root):
     assert result["n"] == 2 and result["metric"] == "pairwise_accuracy" and result["column"] == "score_expected"
     assert 0 <= result["pairwise_accuracy"] <= 1 and 0 <= result["length_baseline"] <= 1
     assert set(result["columns"]) == {"score", "score_expected"} and result["requests"] >= 4
+
+
+def test_the_report_shows_each_grader_number_beside_its_agreement_and_length(tmp_path):
+    from test_report import make_inputs
+
+    from ift_select.reporting.report import build_report
+
+    inputs = make_inputs(tmp_path)
+    pool, scores = pd.read_parquet(inputs.pool), pd.read_parquet(inputs.scores)
+    kept = set(pd.read_parquet(inputs.selections["alpagasus"])["id"])
+    qualify = qualify_pool(pool, scores, {"alpagasus": {"method": "alpagasus", "column": "score", "tau": 3.0}},
+                           {"alpagasus": kept})
+    pairs = {"file": "APE_valid.csv", "metric": "pairwise_accuracy", "n": 254, "n_not_longer": 51, "unscored": 0,
+             "length_baseline": 0.799, "grader": "openai:qwen", "columns": {
+                 "score": {"pairwise_accuracy": 0.61, "pairwise_accuracy_not_longer": 0.4}}}
+    for name, data in (("qualify_grader", qualify), ("qualify_pairs_car_valid", pairs)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(data))
+        inputs.metrics[name] = tmp_path / f"{name}.json"
+    summary = build_report(inputs, tmp_path / "reports")
+    text = (tmp_path / "reports/report.md").read_text()
+    section = text[text.index("## Grader qualification"):]
+    assert "| output length (baseline) |" in section and "| score | " in section
+    assert "| alpagasus | score >= 3.0 |" in section and "code (10 rows, 100% flawed)" in section  # dropped whole
+    assert "car_valid: APE_valid.csv (254 pairs" in section and "| score | 61.0% | 40.0% |" in section
+    assert "| output length (baseline) | 79.9% |" in section
+    assert summary["grader_qualification"]["auc"]["score"] == qualify["auc"]["score"]
+    assert summary["grader_qualification"]["flawed_share"]["alpagasus"] == 0.0

@@ -40,8 +40,10 @@ from ift_select.llm import models as base_models
 from ift_select.core.devices import autocast, device
 from ift_select.embedding.encoder import MINILM, length_sorted_batches, transformer_dir
 from ift_select.core.errors import ConfigError, DataError
+from ift_select.core.io import md5_path
 
-FORMAT = "ift-select-iqs/1"
+FORMAT = "ift-select-iqs/2"  # /1 also loads: the encoder saved in the directory
+FORMATS = ("ift-select-iqs/1", FORMAT)
 HEAD_FILE = "head.pt"
 CONFIG_FILE = "iqs.json"
 RESPONSE = "Response: "
@@ -109,12 +111,16 @@ class IQSModel(nn.Module):
     def forward(self, texts: list[str]) -> torch.Tensor:
         return self.head(self.features(texts)).squeeze(-1).float()
 
-    def save(self, out: Path, record: dict[str, Any]) -> None:
-        self.encoder.save_pretrained(out / "encoder")
-        self.tokenizer.save_pretrained(out / "encoder")
+    def save(self, out: Path, record: dict[str, Any], reference: dict[str, str] | None = None) -> None:
+        """The head and settings; the encoder too unless ``reference`` names it (a frozen, shipped encoder)."""
+        if reference is None:
+            self.encoder.save_pretrained(out / "encoder")
+            self.tokenizer.save_pretrained(out / "encoder")
         torch.save(self.head.state_dict(), out / HEAD_FILE)
-        (out / CONFIG_FILE).write_text(json.dumps({"format": FORMAT, "max_length": self.max_length, "layers": list(self.layers),
-                                                   **record}, indent=2) + "\n")
+        settings = {"format": FORMAT, "max_length": self.max_length, "layers": list(self.layers)}
+        if reference is not None:
+            settings["encoder_ref"] = reference
+        (out / CONFIG_FILE).write_text(json.dumps({**settings, **record}, indent=2) + "\n")
 
 
 def encoder_dir(spec: str) -> str:
@@ -123,6 +129,14 @@ def encoder_dir(spec: str) -> str:
     if spec in base_models.ALIASES or spec.endswith(".gguf"):
         return base_models.model_dir(spec)
     return transformer_dir(spec)
+
+
+def encoder_reference(spec: str) -> dict[str, str]:
+    """How a model directory names a frozen encoder: its spec and the hash of the file(s) behind it."""
+    if spec in base_models.ALIASES or spec.endswith(".gguf"):
+        return {"spec": spec, "hash": base_models.source_hash(spec)}
+    path = Path(transformer_dir(spec))
+    return {"spec": spec, "hash": md5_path(path) if path.is_dir() else f"hub:{spec}"}
 
 
 def build(encoder_path: str, max_length: int, layers: tuple[int, ...] = ()) -> IQSModel:
@@ -137,9 +151,17 @@ def load_iqs(model_dir: str | Path) -> IQSModel:
     if not config_path.exists():
         raise ConfigError(f"{model_dir}: no {CONFIG_FILE}, not an IQS model directory (train one: ift-select iqs train)")
     config = json.loads(config_path.read_text())
-    if config.get("format") != FORMAT:
+    if config.get("format") not in FORMATS:
         raise ConfigError(f"{config_path}: format {config.get('format')!r}, expected {FORMAT!r}")
-    model = build(str(model_dir / "encoder"), int(config["max_length"]), tuple(config.get("layers") or ()))
+    path = str(model_dir / "encoder")
+    if "encoder_ref" in config:
+        ref = config["encoder_ref"]
+        found = encoder_reference(ref["spec"])["hash"]
+        if found != ref["hash"]:
+            raise ConfigError(f"{config_path}: encoder {ref['spec']} is now {found}, the head was fitted on "
+                              f"{ref['hash']}: retrain it (ift-select iqs train)")
+        path = encoder_dir(ref["spec"])
+    model = build(path, int(config["max_length"]), tuple(config.get("layers") or ()))
     model.head.load_state_dict(torch.load(model_dir / HEAD_FILE, map_location="cpu"))
     return model.to(device()).eval()
 

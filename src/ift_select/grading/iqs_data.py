@@ -52,13 +52,13 @@ def validate(model: IQSModel, valid: pd.DataFrame, pairs: list[tuple[int, int]],
     }
 
 
-def save_dir(model: IQSModel, out: Path, record: dict[str, Any]) -> float:
+def save_dir(model: IQSModel, out: Path, record: dict[str, Any], reference: dict[str, str] | None = None) -> float:
     """Write the model directory beside ``out`` and swap it in, so ``out`` is never half written; returns its
-    size in MB."""
+    size in MB. ``reference``: the frozen encoder, named instead of saved (``iqs.encoder_reference``)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        model.save(tmp, record)
+        model.save(tmp, record, reference)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

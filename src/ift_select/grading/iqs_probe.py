@@ -24,7 +24,7 @@ from sklearn.model_selection import KFold
 from transformers import AutoConfig
 
 from ift_select.core.devices import device
-from ift_select.grading.iqs import build, encoder_dir, run_batched, same_instruction
+from ift_select.grading.iqs import build, encoder_dir, encoder_reference, run_batched, same_instruction
 from ift_select.grading.iqs_data import (TrainSettings, load_training_data, pair_weights, revised_not_longer, save_dir,
                                         validate)
 
@@ -86,7 +86,8 @@ def fit_probe(labels_csv: str | Path, valid_csv: str | Path, encoder: str, out_d
     seconds = time.perf_counter() - start
     out = Path(out_dir)
     size_mb = save_dir(model.cpu(), out, {"encoder": encoder, "labels": str(labels_csv), "valid": str(valid_csv),
-                                 "best": figures, "cv": table, "settings": dataclasses.asdict(cfg)})
+                                          "best": figures, "cv": table, "settings": dataclasses.asdict(cfg)},
+                       reference=encoder_reference(encoder))
     return {"out": str(out), "method": "probe", "train_rows": len(train), "train_pairs": len(pairs),
             "identical_pairs_dropped": len(identical), "valid_pairs": len(valid_pairs),
             "train_seconds": round(seconds, 1), "model_mb": size_mb, **figures}
