@@ -67,7 +67,7 @@ def test_mlflow_run_recorded(repo):
 def test_tau_experiment_reruns_only_what_tau_feeds(repo):
     root, _ = repo
     scores = pd.read_parquet(root / "data/scores/scores.parquet")
-    tau = float(scores["score"].median())
+    tau = float(scores["score_expected"].median())  # the tiny pipeline selects on score_expected
     before = len(pd.read_parquet(root / "data/selected/alpagasus.parquet"))
     out = dvc(root, "exp", "run", "-S", f"tau={tau}")
     ran, skipped = ran_and_skipped(out.stdout + out.stderr)

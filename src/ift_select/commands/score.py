@@ -96,7 +96,8 @@ def score(
     store = RequestCache(cache_path)
     try:
         scores, stats = score_pool(pool, grader, template, store, dimension=p.dimension,
-                                   max_tokens=p.max_new_tokens, min_prob_mass=p.min_prob_mass)
+                                   max_tokens=p.max_new_tokens, min_prob_mass=p.min_prob_mass,
+                                   fractions=p.fractions)
     finally:
         store.close()
     write_parquet(out, scores)

@@ -77,11 +77,16 @@ def rate(reply: ChatReply, state: RowState | None, min_mass: float) -> Rating:
     if reply.status != "ok":
         return Rating(math.nan, math.nan, "error", "", reply.error or "error (no reason given)")
     written = parse_score(reply.text)
-    expected = state.expected() if state is not None and state.mass >= min_mass else None
+    expected = state.expected() if _has_probs(state, min_mass) else None
     method = "probs" if expected is not None else "text" if written is not None else ""
     value = expected if expected is not None else written
-    return Rating(math.nan if written is None else written, math.nan if value is None else value,
-                  "ok" if written is not None else "unparsed", method, "" if written is not None else "no score in the reply")
+    if value is None:
+        return Rating(math.nan, math.nan, "unparsed", "", "no score in the reply")
+    return Rating(math.nan if written is None else written, value, "ok", method, "")
+
+
+def _has_probs(state: RowState | None, min_mass: float) -> bool:
+    return state is not None and state.mass >= min_mass
 
 
 def continues_prefill(backend: Backend) -> bool:
@@ -97,13 +102,16 @@ def score_pool(
     dimension: str = "accuracy",
     max_tokens: int = 24,
     min_prob_mass: float = 0.1,
+    fractions: bool = True,
 ) -> tuple[pd.DataFrame, RunStats]:
-    """Grade every pool row. Returns the scores frame (DESIGN.md contract) and the run's counts."""
+    """Grade every pool row. Returns the scores frame (DESIGN.md contract) and the run's counts.
+    ``fractions``: read each likely digit's fractional continuation (short follow-up requests)."""
     requests = rating_requests(pool, template, dimension, max_tokens)
     replies, stats = run_requests(backend, requests, cache, desc=f"score ({dimension})")
     scored, used, raw = list(replies), list(requests), [r.text for r in replies]
     spent: list[list[ChatReply]] = [[r] for r in replies]  # every reply a row paid for
-    retry_idx = [i for i, r in enumerate(replies) if r.status == "ok" and parse_score(r.text) is None]
+    retry_idx = [i for i, r in enumerate(replies) if r.status == "ok" and parse_score(r.text) is None and
+                 not _has_probs(first_digit(requests[i], r), min_prob_mass)]
     if retry_idx:
         retries = [with_reminder(requests[i], replies[i]) for i in retry_idx]
         retry_replies, retry_stats = run_requests(backend, retries, cache, desc="score (format reminder)")
@@ -115,14 +123,14 @@ def score_pool(
                 scored[i], used[i] = reply, request
     states = [first_digit(request, reply) for request, reply in zip(used, scored)]
     followups = 0
-    if continues_prefill(backend):
+    if fractions and continues_prefill(backend):
 
         def send(batch: list[ChatRequest]) -> list[ChatReply]:
             out, more = run_requests(backend, batch, cache, desc="score (fractions)")
             stats.add(more)
             return out
 
-        followups = continue_digits([s if s is not None and s.mass >= min_prob_mass else None for s in states], send)
+        followups = continue_digits([s if _has_probs(s, min_prob_mass) else None for s in states], send)
     stats.rows = len(pool)
     ratings = [rate(reply, state, min_prob_mass) for reply, state in zip(scored, states)]
     for row, state in zip(spent, states):
@@ -159,6 +167,7 @@ def summarize(scores: pd.DataFrame, stats: RunStats) -> dict:
     return {
         **stats.to_dict(),
         "scored": int(ok.sum()),
+        "no_written_score": int((ok & scores["score"].isna()).sum()),  # ok from probabilities alone
         "unparsed": int((scores["status"] == "unparsed").sum()),
         "errors": int(len(errors)),
         "first_error": str(errors.iloc[0]) if len(errors) else None,
