@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from ift_select.core.devices import use_bf16  # noqa: E402
+from ift_select.core.devices import cpu_flags, use_bf16  # noqa: E402
 from ift_select.core.params import EmbedParams  # noqa: E402
 from ift_select.embedding.encoder import MINILM, embed_texts, load_model, row_text  # noqa: E402
 
@@ -112,7 +112,7 @@ def main() -> None:
         texts, args.model, args.batch_size, args.precision, args.chunk
     )
     result.update(model=args.model, batch_size=args.batch_size, bf16=use_bf16(args.precision),
-                  torch_threads=torch.get_num_threads(), load_avg_1m=round(os.getloadavg()[0], 2))
+                  torch_threads=torch.get_num_threads(), load_avg_1m=round(os.getloadavg()[0], 2), cpu=cpu_flags())
     print(json.dumps(result, sort_keys=True))
 
 

@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 
 from ift_select.llm.models import model_dir
+from ift_select.core.devices import cpu_flags
 from ift_select.core.params import GenerateParams
 from ift_select.training.generation import generate, load_model
 
@@ -74,7 +75,7 @@ def main() -> None:
                       "identical_outputs": same, "differing_outputs": differing,
                       "finish_eos": int((outputs["batched"]["finish"] == "eos").sum()),
                       "ratio": round(ratio, 3), "goal": {"ratio_min": 4.0, "identical_outputs": True},
-                      "met": bool(ratio >= 4.0 and same)}))
+                      "met": bool(ratio >= 4.0 and same), "cpu": cpu_flags()}))
 
 
 if __name__ == "__main__":

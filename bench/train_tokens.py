@@ -26,7 +26,7 @@ import torch
 
 from ift_select.llm.models import model_dir
 from ift_select.core.params import TrainParams
-from ift_select.core.devices import autocast
+from ift_select.core.devices import autocast, cpu_flags
 from ift_select.training.prompting import load_tokenizer
 from ift_select.training.batching import collate, encode_rows, padding_stats, plan_batches, token_loss
 from ift_select.training.loop import make_optimizer
@@ -107,7 +107,7 @@ def main() -> None:
     wall = figures["tokens_per_wall_s_grouped"] / figures["tokens_per_wall_s_naive"]  # type: ignore[operator]
     goal = {"padding_grouped_b8_max": 0.06, "tokens_per_s_ratio_min": 1.7}
     figures.update(threads=args.threads, ratio=round(ratio, 3), ratio_wall=round(wall, 3),  # type: ignore[arg-type]
-                   goal=goal, met=bool(figures["padding_grouped_b8"] <= 0.06 and ratio >= 1.7))  # type: ignore[arg-type,operator]
+                   goal=goal, met=bool(figures["padding_grouped_b8"] <= 0.06 and ratio >= 1.7), cpu=cpu_flags())  # type: ignore[arg-type,operator]
     print(json.dumps(figures))
 
 

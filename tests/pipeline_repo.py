@@ -22,7 +22,10 @@ def tiny_params(pool_rows: int = 36, test_items: int = 6) -> dict:
     params["data"].update(pool="data/tiny/pool.jsonl", test_sets={"tiny": {"path": "data/tiny/test.jsonl",
                                                                            "format": "auto"}})
     # min_prob_mass 0: a random model puts almost no mass on "0".."5"; renormalised, it still ranks rows.
-    params["score"].update(model=TINY, batch_size=8, max_new_tokens=4, max_length=384, min_prob_mass=0.0)
+    # fractions off: a random model spreads its mass over every digit, and each would be continued.
+    params["score"].update(model=TINY, batch_size=8, max_new_tokens=4, max_length=384, min_prob_mass=0.0,
+                           fractions=False)
+    params["select"]["alpagasus"]["column"] = "score_expected"  # it rarely writes a number: probabilities rank
     params["judge"].update(model=TINY, batch_size=8, max_new_tokens=4, max_length=384, min_prob_mass=0.0)
     params["train"].update(epochs=1, batch_size=4, max_length=64, checkpoint_steps=1000)
     params["generate"].update(batch_size=8, max_new_tokens=6)

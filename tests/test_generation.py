@@ -90,3 +90,26 @@ def test_adapter_dir_without_its_base_is_a_clear_error(tmp_path: Path):
     (tmp_path / "adapter_config.json").write_text('{"base_model_name_or_path": "no/such-base-dir"}')
     with pytest.raises(ConfigError, match="base model"):
         generate(str(tmp_path), items(1), GenerateParams(), seed=0)
+
+
+def test_an_over_long_prompt_is_cut_inside_its_input(spiky):
+    """The instruction and "### Response:" stay; the input loses its middle; the cut is counted."""
+    from ift_select.training.generation import fit_prompt
+
+    tokenizer = load_tokenizer(spiky)
+    instruction, context = "Summarise the report below in one line.", "Start of the report. " + "Filler words. " * 300 + "The end."
+    ids, cut = fit_prompt(tokenizer, instruction, context, max_length=120)
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    assert len(ids) <= 120 and cut > 0
+    assert "### Instruction:\nSummarise the report below in one line." in text
+    assert text.endswith("### Response:") and "Start of the report." in text and "The end." in text and "[...]" in text
+    long_instruction = "Explain " + "why the sky is blue and " * 100 + "answer briefly."
+    ids, cut = fit_prompt(tokenizer, long_instruction, "", max_length=80)  # no input: the instruction's middle
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    assert len(ids) <= 80 and cut > 0 and "Explain" in text and text.endswith("answer briefly.\n\n### Response:")
+    assert fit_prompt(tokenizer, "Short.", "", max_length=120)[1] == 0
+    test = pd.DataFrame([{"id": "long", "test_set": "t", "instruction": instruction, "input": context},
+                         {"id": "short", "test_set": "t", "instruction": "Say hi.", "input": ""}])
+    answers = generate(spiky, test, GenerateParams(max_new_tokens=2, max_prompt_length=120, precision="fp32"), seed=0)
+    assert answers["prompt_cut_tokens"].tolist()[1] == 0 and answers["prompt_cut_tokens"].tolist()[0] > 0
+    assert answers["input"].tolist()[0] == context  # the frame keeps the item as it was

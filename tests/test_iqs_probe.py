@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import pandas as pd
 from typer.testing import CliRunner
 
 import ift_select.grading.iqs as iqs
+from ift_select.core.errors import ConfigError
 from ift_select.grading import iqs_data, iqs_probe
 from test_iqs import LABELS, PAIRS, VALID, cli
 
@@ -58,3 +60,30 @@ def test_probe_cli_on_a_slice_of_the_real_labels(shared_data, tmp_path):
     pos = iqs.score_texts(model, (pairs["src"] + pairs["pos"]).tolist())
     neg = iqs.score_texts(model, (pairs["src"] + pairs["neg"]).tolist())
     assert np.isfinite(pos).all() and np.isfinite(neg).all() and not np.allclose(pos, neg)
+
+    # stored as its head and a checked reference to the shipped encoder, not a copy of it
+    assert not (out / "encoder").exists() and sum(p.stat().st_size for p in out.iterdir()) < 100_000
+    assert record["format"] == "ift-select-iqs/2" and record["encoder_ref"] == iqs.encoder_reference("all-minilm-l6-v2")
+    record["encoder_ref"]["hash"] = "0" * 32  # a different encoder file than the head was fitted on
+    (out / "iqs.json").write_text(json.dumps(record))
+    with pytest.raises(ConfigError, match="encoder all-minilm-l6-v2 is now [0-9a-f]+.*, the head was fitted on 0{32}"):
+        iqs.load_iqs(out)
+
+
+def test_poolings_read_the_response_tokens_and_the_last_token():
+    import torch
+
+    from ift_select.llm.models import model_dir
+
+    model = iqs.build(model_dir("tiny-random-llama"), 64, layers=(1, 2), pooling=("mean", "mean_response", "last"))
+    texts = ["Instruction: Say hi. Response: Hi there!", "Instruction: Add 2 and 2. Input: numbers Response: 4"]
+    with torch.inference_mode():
+        feats = model.features(texts)
+        alone = model.features(texts[1:])
+    width = model.encoder.config.hidden_size
+    assert feats.shape == (2, 2 * 3 * width)
+    mean, response, last = feats[:, :width], feats[:, width:2 * width], feats[:, 2 * width:3 * width]
+    assert not torch.allclose(mean, response) and not torch.allclose(response, last)
+    assert torch.allclose(feats[1], alone[0], atol=1e-5)  # padding changes nothing
+    with pytest.raises(ConfigError, match="iqs pooling"):
+        iqs.build(model_dir("tiny-random-llama"), 64, pooling=("max",))

@@ -22,7 +22,9 @@ def test_key_is_used_but_never_written(repo_root, tmp_path):
     rows = [f"Explain item {i}." for i in range(6)] + ["Echo [fault:echo]", "Busy [fault:429:1]"]
     (work / "pool.jsonl").write_text("".join(
         json.dumps({"instruction": r, "input": "", "output": "Fine."}) + "\n" for r in rows))
-    (work / "params.yaml").write_text(json.dumps({"pricing": {"gpt-4o-mini": {"input": 0.15, "output": 0.6}}}))
+    # the echo row fails for good (1 of 8): allowed here, so the run completes
+    (work / "params.yaml").write_text(json.dumps({"pricing": {"gpt-4o-mini": {"input": 0.15, "output": 0.6}},
+                                                  "score": {"max_error_rate": 0.25}}))
     env = {**os.environ, "IFT_LEAK_KEY": key, "HF_HUB_OFFLINE": "1", "IFT_SELECT_CACHE_DIR": str(work / "state"),
            "OPENAI_LOG": "debug"}
     srv = FakeOpenAI(retry_after="0", batch_polls=1)

@@ -67,7 +67,7 @@ def test_mlflow_run_recorded(repo):
 def test_tau_experiment_reruns_only_what_tau_feeds(repo):
     root, _ = repo
     scores = pd.read_parquet(root / "data/scores/scores.parquet")
-    tau = float(scores["score"].median())
+    tau = float(scores["score_expected"].median())  # the tiny pipeline selects on score_expected
     before = len(pd.read_parquet(root / "data/selected/alpagasus.parquet"))
     out = dvc(root, "exp", "run", "-S", f"tau={tau}")
     ran, skipped = ran_and_skipped(out.stdout + out.stderr)
@@ -133,7 +133,7 @@ def test_a_new_arm_is_one_entry_in_params(repo, tmp_path):
     base, _ = repo
     root = copy_repo(base, tmp_path / "repo")
     params = yaml.safe_load((root / "params.yaml").read_text())
-    scores = pd.read_parquet(root / "data/scores/scores.parquet")["score"].dropna()
+    scores = pd.read_parquet(root / "data/scores/scores.parquet")["score_expected"].dropna()  # the tiny arms column
     params["tau"] = float(scores.median())  # the default arm keeps about half the rows
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "commit", "-qam", "tau at the median"], root, pipeline_env(root))
@@ -154,7 +154,7 @@ def test_queued_tau_sweep_and_compare(repo, tmp_path):
     name; `ift-select compare` prints their WS per tau as its last JSON line."""
     base, _ = repo
     root = copy_repo(base, tmp_path / "repo")
-    scores = pd.read_parquet(root / "data/scores/scores.parquet")["score"].dropna().sort_values()
+    scores = pd.read_parquet(root / "data/scores/scores.parquet")["score_expected"].dropna().sort_values()
     taus = sorted({round(float(scores.quantile(q)), 4) for q in (0.2, 0.5, 0.8)})
     assert len(taus) == 3
     dvc(root, "exp", "run", "--queue", "-S", "tau=" + ",".join(str(t) for t in taus))

@@ -63,3 +63,12 @@ def test_test_set_has_40_categorised_items_not_in_the_pool(pool_rows):
     assert frame["id"].tolist()[:2] == ["sample/sample-01", "sample/sample-02"]
     pool_pairs = {(row["instruction"], row["input"]) for row in pool_rows}
     assert not pool_pairs & set(zip(frame["instruction"], frame["input"]))
+
+
+def test_another_seed_writes_another_pool_of_the_same_kind(tmp_path):
+    subprocess.run([sys.executable, str(SAMPLE / "generate.py"), "--seed", "2024", "--out", str(tmp_path)],
+                   capture_output=True, text=True, check=True)
+    assert (tmp_path / "pool.jsonl").read_bytes() != (SAMPLE / "pool.jsonl").read_bytes()
+    frame, report = load_pool(tmp_path / "pool.jsonl")
+    assert (report.records, report.kept, report.duplicates) == (300, 297, 3)
+    assert (frame["_flaw"] != "").sum() == 99 and set(frame["_flaw"]) - {""} <= FLAWS

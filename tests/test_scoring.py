@@ -3,9 +3,10 @@ import math
 import pandas as pd
 import pytest
 
-from ift_select.llm import ChatReply, RequestCache, make_backend
+from ift_select.llm import ChatReply, ChatRequest, RequestCache, make_backend
 from ift_select.llm.templates import load_template
-from ift_select.grading.alpagasus import expected_score, parse_score, read_reply, score_pool
+from ift_select.grading.alpagasus import check_failures, parse_score, rate, score_pool, summarize
+from ift_select.grading.expected import continue_digits, first_digit
 
 
 @pytest.mark.parametrize("text, value", [
@@ -29,16 +30,56 @@ def test_garbage_is_not_a_score(text):
 
 
 def test_unparsed_reply_is_nan_not_zero():
-    rating = read_reply(ChatReply(text="no idea"), min_mass=0.1)
-    assert rating.status == "unparsed" and math.isnan(rating.score)
-    assert read_reply(ChatReply(text="", status="error"), 0.1).status == "error"
+    rating = rate(ChatReply(text="no idea"), None, min_mass=0.1)
+    assert rating.status == "unparsed" and math.isnan(rating.score) and rating.error == "no score in the reply"
+    failed = rate(ChatReply(text="", status="error", error="HTTP 503: busy"), None, 0.1)
+    assert failed.status == "error" and failed.error == "HTTP 503: busy" and math.isnan(failed.expected)
 
 
-def test_expected_score_from_probabilities():
-    probs = {"0": 0.0, "1": 0.0, "2": 0.0, "3": 0.1, "4": 0.2, "5": 0.1}
-    assert expected_score(probs, min_mass=0.1) == pytest.approx((0.3 + 0.8 + 0.5) / 0.4)
-    assert expected_score(probs, min_mass=0.5) is None  # too little mass on the score tokens: parse text
-    assert read_reply(ChatReply(text="4", token_probs={"4": 0.01}), 0.1).method == "text"
+def positions(*steps):
+    return [(token, dict(alternatives)) for token, alternatives in steps]
+
+
+REQUEST = ChatRequest(messages=(("user", "Rate it."), ("assistant", "Score: ")), score_tokens=tuple("012345"))
+
+
+def test_expected_score_reads_the_half_point_from_the_reply():
+    """A reply "4.5" with P(4) = 0.9, P(5) = 0.1 and P("." | 4) = 0.95: exact at 4.5, not "about 4"."""
+    reply = ChatReply(text="4.5", positions=positions(("4", {"4": 0.9, " 5": 0.1}), (".", {".": 0.95, "": 0.05}),
+                                                      ("5", {"5": 0.8, "0": 0.2})))
+    state = first_digit(REQUEST, reply)
+    assert state.wanted() == ["4"]  # 5 is the top of the scale: nothing to continue
+    assert continue_digits([state], lambda batch: pytest.fail("no follow-up needed")) == 0
+    assert state.expected() == pytest.approx(0.9 * (4 + 0.95 * 0.4) + 0.1 * 5)
+    rating = rate(reply, state, 0.1)
+    assert (rating.score, rating.method) == (4.5, "probs")
+
+
+def test_expected_score_continues_each_likely_digit_with_a_prefill():
+    """First-token probabilities only (no positions): each likely digit is continued by follow-ups that
+    prefill "Score: 3" then "Score: 3."; unlikely digits count as whole numbers."""
+    reply = ChatReply(text="3.5", token_probs={"0": 0.0, "1": 0.02, "2": 0.0, "3": 0.6, "4": 0.38, "5": 0.0})
+    state = first_digit(REQUEST, reply)
+    sent = []
+
+    def send(batch):
+        sent.extend(r.messages[-1][1] for r in batch)
+        return [ChatReply(text="", token_probs={".": 0.5} if r.messages[-1][1].endswith(("3", "4")) else
+                          {d: float(d == "5") for d in "0123456789"}) for r in batch]
+
+    assert continue_digits([state], send) == 4
+    assert sent == ["Score: 3", "Score: 4", "Score: 3.", "Score: 4."]
+    assert state.expected() == pytest.approx((0.02 * 1 + 0.6 * 3.25 + 0.38 * 4.25) / 1.0)
+
+
+def test_failures_name_the_endpoint_and_the_first_error():
+    frame = pd.DataFrame({"status": ["error", "ok", "error"], "error": ["connection refused", "", "HTTP 500"]})
+    message = check_failures(frame, "openai:m at http://127.0.0.1:9/v1", max_error_rate=0.05)
+    assert message == ("openai:m at http://127.0.0.1:9/v1: 2 of 3 rows failed (67% > score.max_error_rate = 0.05); "
+                       "first error: connection refused")
+    assert check_failures(frame, "e", max_error_rate=0.7) is None
+    none_ok = pd.DataFrame({"status": ["unparsed"], "error": ["no score in the reply"]})
+    assert check_failures(none_ok, "e", 1.0) == "e: no row was graded; first error: no score in the reply"
 
 
 @pytest.mark.slow
@@ -79,3 +120,56 @@ def test_extra_grader_columns_join_by_id():
     merged = with_grader_columns(base, extra, "helpfulness")
     assert list(merged["score_helpfulness"]) == [10, 20]
     assert list(merged["score"]) == [1, 2]
+
+
+def test_a_dead_endpoint_fails_with_its_address_and_reason(tmp_path):
+    """Every request refused (nothing listens on the port): each row says why, and the run must fail."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: connections are refused
+    url = f"http://127.0.0.1:{port}/v1"
+    backend = make_backend("openai", model="grader", base_url=url, max_retries=1, timeout_s=1)
+    backend.retry = type(backend.retry)(max_retries=1, base_s=0.01)
+    pool = pd.DataFrame({"id": ["a", "b"], "instruction": ["Say hi.", "Say bye."], "input": "", "output": ["Hi", "Bye"]})
+    scores, stats = score_pool(pool, backend, load_template("prompts/alpagasus_rating.txt"), None)
+    assert list(scores["status"]) == ["error", "error"]
+    assert all(e.startswith("gave up after 2 attempts: ") for e in scores["error"])
+    metrics = summarize(scores, stats)
+    assert (metrics["errors"], metrics["retries"]) == (2, 2)
+    from ift_select.grading.alpagasus import endpoint
+
+    message = check_failures(scores, endpoint(backend), 0.05)
+    assert message.startswith(f"openai:grader at {url}: no row was graded; first error: gave up after 2 attempts")
+
+
+@pytest.fixture(scope="module")
+def smollm2_server():
+    from llamacpp import llama_server, smollm2_gguf
+
+    with llama_server(smollm2_gguf()) as url:
+        yield url
+
+
+TINY_POOL = pd.DataFrame({"id": ["a", "b"], "instruction": ["Name a fruit.", "Add 3 and 4."], "input": "",
+                          "output": ["Apple.", "7"]})
+
+
+@pytest.mark.slow
+def test_a_real_grader_that_writes_half_points_scores_them(smollm2_server, tmp_path, repo_root):
+    """SmolLM2 through llama.cpp, prompted with examples that all score 4.5, writes "4.5": `score` is 4.5, and
+    `score_expected` weighs every likely first digit with its own fraction (follow-ups that continue the reply)."""
+    backend = make_backend("openai", model="smollm2", base_url=smollm2_server, prefill="send", concurrency=1,
+                           timeout_s=600)
+    template = load_template(repo_root / "tests/fixtures/prompts/rating_fewshot_half.txt")
+    cache = RequestCache(tmp_path / "cache.sqlite")
+    scores, stats = score_pool(TINY_POOL, backend, template, cache, max_tokens=4)
+    assert list(scores["score"]) == [4.5, 4.5] and list(scores["method"]) == ["probs", "probs"]
+    assert stats.requests > len(TINY_POOL)  # the fractions were asked for
+    assert summarize(scores, stats)["fraction_requests"] == stats.requests - len(TINY_POOL)
+    assert ((scores["score_expected"] > 3) & (scores["score_expected"] < 5)).all()
+    assert (scores["score_expected"] % 1 != 0).all()  # continuous, not a first-token integer mix
+    again, stats2 = score_pool(TINY_POOL, backend, template, cache, max_tokens=4)
+    assert stats2.requests == 0
+    pd.testing.assert_series_equal(scores["score_expected"], again["score_expected"])

@@ -2,6 +2,7 @@
 
     python data/sample/generate.py            # rewrites data/sample/pool.jsonl and data/sample/test.jsonl
     python data/sample/generate.py --out DIR  # writes them into DIR instead
+    python data/sample/generate.py --seed 2024 --out DIR   # another pool of the same kind (a dev set)
 
 pool.jsonl: 300 lines of {instruction, input, output, category, _flaw}, built from templates over small
 tables (facts, arithmetic, conversions, rewriting, lists, how-to, code, classification, reasoning, language).
@@ -378,8 +379,9 @@ def write_jsonl(path: Path, rows: list[dict[str, str]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
+    parser.add_argument("--seed", type=int, default=SEED, help=f"default {SEED}: the committed sample")
     args = parser.parse_args()
-    pool, tests = build()
+    pool, tests = build(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     write_jsonl(args.out / "pool.jsonl", pool)
     write_jsonl(args.out / "test.jsonl", tests)

@@ -24,6 +24,8 @@ def train(
                                                    "[default: smollm2-135m-instruct for probe, all-minilm-l6-v2 for finetune]"),
     method: str = typer.Option(D.method, help="finetune: encoder + head end to end | probe: frozen encoder, ridge (MSE) head"),
     layers: str = typer.Option("", help="probe: comma-separated hidden layers to pool (default: the middle one)"),
+    pooling: str = typer.Option(",".join(D.pooling), help="probe: comma-separated poolings per layer: mean, "
+                                "mean_response, last"),
     epochs: float = typer.Option(D.epochs, min=0.01),
     batch_pairs: int = typer.Option(D.batch_pairs, min=1, help="(raw, revised) pairs per step"),
     lr: float = typer.Option(D.lr, help="encoder learning rate"),
@@ -44,7 +46,7 @@ def train(
     except ValueError as exc:
         raise ConfigError(f"iqs train: --layers = {layers!r} is not a comma-separated list of integers") from exc
     settings = TrainSettings(
-        method=method, layers=layer_ids,
+        method=method, layers=layer_ids, pooling=tuple(p.strip() for p in pooling.split(",") if p.strip()),
         epochs=epochs, batch_pairs=batch_pairs, lr=lr, head_lr=head_lr, max_length=max_length, rank_weight=rank_weight,
         margin=margin, length_balance=length_balance, redundant_negatives=redundant_negatives,
         evals_per_epoch=evals_per_epoch, precision=precision, seed=seed, max_rows=max_rows,

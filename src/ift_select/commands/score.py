@@ -74,11 +74,12 @@ def score(
 ) -> None:
     """Grade every row of a pool 0-5; the last stdout line is JSON (rows, scored, unparsed, errors, requests,
     cache_hits, tokens_in, tokens_out, cost_usd, seconds). Exits 2 when max_cost stopped the run, 1 when the
-    endpoint refused it (401/403/404); what finished is written and cached either way."""
+    endpoint refused it (401/403/404), no row was graded or more than score.max_error_rate of the rows failed;
+    what finished is written and cached either way."""
     from ift_select.llm import RequestCache
     from ift_select.llm.factory import backend_for, run_outcome
     from ift_select.llm.templates import load_template
-    from ift_select.grading.alpagasus import score_pool, summarize
+    from ift_select.grading.alpagasus import check_failures, endpoint, score_pool, summarize
 
     start = time.perf_counter()
     params = _params(params_file)
@@ -96,12 +97,14 @@ def score(
     store = RequestCache(cache_path)
     try:
         scores, stats = score_pool(pool, grader, template, store, dimension=p.dimension,
-                                   max_tokens=p.max_new_tokens, min_prob_mass=p.min_prob_mass)
+                                   max_tokens=p.max_new_tokens, min_prob_mass=p.min_prob_mass,
+                                   fractions=p.fractions)
     finally:
         store.close()
     write_parquet(out, scores)
     result = {**summarize(scores, stats), "out": str(out), "grader": grader.name, "prompt": p.prompt}
     info, problem = run_outcome(grader)
+    problem = problem or check_failures(scores, endpoint(grader), p.max_error_rate)
     result.update(info)
     result["seconds"] = round(time.perf_counter() - start, 3)
     emit(result)

@@ -70,8 +70,10 @@ class ScoreParams:
     batch_size: int = 8
     max_new_tokens: int = 24
     min_prob_mass: float = 0.1
+    fractions: bool = True  # score_expected reads each likely digit's fraction (short follow-up requests)
     precision: Precision = "auto"
     max_length: int = 768
+    max_error_rate: float = 0.05  # the stage fails when more rows than this share end in error
     iqs_model: str | None = None
     openai: OpenAISettings = field(default_factory=OpenAISettings)
     llamacpp: LlamaCppSettings = field(default_factory=LlamaCppSettings)
@@ -85,6 +87,13 @@ class ScoreParams:
         overrides = self.graders[name]
         merged = {**base, **overrides, **{k: {**base[k], **overrides.get(k, {})} for k in ("openai", "llamacpp")}}
         return build(ScoreParams, merged, f"score.graders.{name}")
+
+
+@dataclass
+class QualifyGraderParams:
+    # name -> labelled file the graders are measured on (stage qualify_pairs@<name>): CaR's src,pos,neg pairs
+    # (.csv) or JSONL rows with a 0/1 label
+    pairs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -221,6 +230,7 @@ class Params:
     arms: dict[str, ArmSpec] = field(default_factory=dict)
     data: DataParams = field(default_factory=DataParams)
     score: ScoreParams = field(default_factory=ScoreParams)
+    qualify_grader: QualifyGraderParams = field(default_factory=QualifyGraderParams)
     embed: EmbedParams = field(default_factory=EmbedParams)
     car: CarParams = field(default_factory=CarParams)
     select: SelectParams = field(default_factory=SelectParams)

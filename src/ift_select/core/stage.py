@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ift_select.core import audit
+from ift_select.core import audit, devices
 from ift_select.core.config import load_params
 from ift_select.core.errors import ConfigError, IftSelectError
 from ift_select.core.io import write_json
@@ -32,6 +32,7 @@ Body = Callable[[Params, str], dict[str, Any]]
 MODULES = {  # stage name -> the module whose STAGES defines it
     "prepare": "ift_select.data.stage", "testset": "ift_select.data.stage",
     "score": "ift_select.grading.stage", "embed": "ift_select.embedding.stage",
+    "qualify_grader": "ift_select.grading.stage", "qualify_pairs": "ift_select.grading.stage",
     "arms": "ift_select.selection.stage", "select": "ift_select.selection.stage",
     "base_model": "ift_select.llm.stage", "train": "ift_select.training.stage",
     "generate": "ift_select.training.stage", "reference": "ift_select.evaluation.stage",
@@ -92,6 +93,8 @@ def run(stage: Stage, key: str = "") -> dict[str, Any] | None:
     if int(os.environ.get("RANK", "0")) != 0:  # under accelerate launch, only the main process records
         return None
     metrics["seconds"] = round(time.perf_counter() - start, 2)
+    if devices.choices():  # what `precision` resolved to on this machine, for every stage that used it
+        metrics.setdefault("precision", devices.choices())
     write_json(stage.metrics_file(key), metrics)
     from ift_select.provenance import tracking
 

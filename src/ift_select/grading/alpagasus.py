@@ -1,9 +1,10 @@
 """The AlpaGasus grader: rate every (instruction, input, response) triplet 0-5.
 
-The score is the expected value of the first reply token over "0".."5" when the backend reports those
-probabilities (local models; OpenAI-compatible endpoints with top_logprobs) and they carry enough mass;
-otherwise the reply text is parsed. A reply that cannot be read gets one retry with a short reminder of the
-format and is then kept as ``unparsed`` (score NaN): never a silent 0.
+Two scores per row: ``score``, the number the grader wrote ("4.5" is 4.5), and ``score_expected``, the
+probability-weighted score over the whole number (``grading.expected``) when the backend reports token
+probabilities with enough mass on the digits, else the written number. A reply without a number gets one retry
+with a short reminder of the format and is then kept as ``unparsed`` (score NaN): never a silent 0. Every
+row that is not ok says why in ``error``.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from ift_select.grading.expected import SCALE, TOP, RowState, continue_digits, first_digit
 from ift_select.llm import Backend, ChatReply, ChatRequest, RequestCache, RunStats, run_requests
 from ift_select.llm.templates import Template
 
-SCORE_TOKENS = tuple(str(k) for k in range(6))
 SCALE_MAX = 5.0
 REMINDER = "Reply with the score only: a single number from 0 to 5."
 
@@ -44,33 +45,13 @@ def parse_score(text: str, scale_max: float = SCALE_MAX) -> float | None:
     return None
 
 
-def expected_score(token_probs: dict[str, float] | None, min_mass: float) -> float | None:
-    """Probability-weighted mean over the score tokens, renormalised; None when their mass is too small."""
-    if not token_probs:
-        return None
-    mass = sum(token_probs.values())
-    if mass < min_mass or mass <= 0:
-        return None
-    return sum(float(tok) * p for tok, p in token_probs.items()) / mass
-
-
 @dataclass(frozen=True)
 class Rating:
-    score: float
+    score: float  # the number the grader wrote (NaN: none)
+    expected: float  # probability-weighted over the whole number (NaN: no usable probabilities nor text)
     status: str  # ok | unparsed | error
-    method: str  # probs | text | retry | ""
-
-
-def read_reply(reply: ChatReply, min_mass: float) -> Rating:
-    if reply.status != "ok":
-        return Rating(math.nan, "error", "")
-    value = expected_score(reply.token_probs, min_mass)
-    if value is not None:
-        return Rating(value, "ok", "probs")
-    value = parse_score(reply.text)
-    if value is not None:
-        return Rating(value, "ok", "text")
-    return Rating(math.nan, "unparsed", "")
+    method: str  # how ``expected`` was read: probs | text | ""
+    error: str  # why, for error and unparsed rows
 
 
 def rating_requests(pool: pd.DataFrame, template: Template, dimension: str, max_tokens: int) -> list[ChatRequest]:
@@ -79,7 +60,8 @@ def rating_requests(pool: pd.DataFrame, template: Template, dimension: str, max_
             messages=template.render(instruction=row.instruction, input=row.input or "", response=row.output,
                                      dimension=dimension),
             max_tokens=max_tokens,
-            score_tokens=SCORE_TOKENS,
+            score_tokens=SCALE,
+            logprobs=TOP,
         )
         for row in pool.itertuples(index=False)
     ]
@@ -88,7 +70,28 @@ def rating_requests(pool: pd.DataFrame, template: Template, dimension: str, max_
 def with_reminder(request: ChatRequest, reply: ChatReply) -> ChatRequest:
     messages = request.messages + (("assistant", reply.text), ("user", REMINDER))
     return ChatRequest(messages=messages, max_tokens=request.max_tokens, temperature=request.temperature,
-                       score_tokens=request.score_tokens)
+                       score_tokens=request.score_tokens, logprobs=request.logprobs)
+
+
+def rate(reply: ChatReply, state: RowState | None, min_mass: float) -> Rating:
+    if reply.status != "ok":
+        return Rating(math.nan, math.nan, "error", "", reply.error or "error (no reason given)")
+    written = parse_score(reply.text)
+    expected = state.expected() if _has_probs(state, min_mass) else None
+    method = "probs" if expected is not None else "text" if written is not None else ""
+    value = expected if expected is not None else written
+    if value is None:
+        return Rating(math.nan, math.nan, "unparsed", "", "no score in the reply")
+    return Rating(math.nan if written is None else written, value, "ok", method, "")
+
+
+def _has_probs(state: RowState | None, min_mass: float) -> bool:
+    return state is not None and state.mass >= min_mass
+
+
+def continues_prefill(backend: Backend) -> bool:
+    """Whether follow-ups that continue a reply reach the model (OpenAI's own API drops a prefill)."""
+    return getattr(backend, "prefill", "continue") != "drop"
 
 
 def score_pool(
@@ -99,57 +102,110 @@ def score_pool(
     dimension: str = "accuracy",
     max_tokens: int = 24,
     min_prob_mass: float = 0.1,
+    fractions: bool = True,
 ) -> tuple[pd.DataFrame, RunStats]:
-    """Grade every pool row. Returns the scores frame (DESIGN.md contract) and the run's counts."""
+    """Grade every pool row. Returns the scores frame (DESIGN.md contract) and the run's counts.
+    ``fractions``: read each likely digit's fractional continuation (short follow-up requests)."""
     requests = rating_requests(pool, template, dimension, max_tokens)
     replies, stats = run_requests(backend, requests, cache, desc=f"score ({dimension})")
-    ratings = [read_reply(r, min_prob_mass) for r in replies]
-
-    retry_idx = [i for i, rating in enumerate(ratings) if rating.status == "unparsed"]
+    scored, used, raw = list(replies), list(requests), [r.text for r in replies]
+    spent: list[list[ChatReply]] = [[r] for r in replies]  # every reply a row paid for
+    retry_idx = [i for i, r in enumerate(replies) if r.status == "ok" and parse_score(r.text) is None and
+                 not _has_probs(first_digit(requests[i], r), min_prob_mass)]
     if retry_idx:
         retries = [with_reminder(requests[i], replies[i]) for i in retry_idx]
         retry_replies, retry_stats = run_requests(backend, retries, cache, desc="score (format reminder)")
         stats.add(retry_stats)
-        stats.rows -= len(retry_idx)
-        for i, reply in zip(retry_idx, retry_replies):
-            rating = read_reply(reply, min_prob_mass)
-            if rating.status == "ok":
-                ratings[i] = Rating(rating.score, "ok", "retry")
-                replies[i] = ChatReply(text=replies[i].text + "\n[retry] " + reply.text, status="ok",
-                                       tokens_in=replies[i].tokens_in + reply.tokens_in,
-                                       tokens_out=replies[i].tokens_out + reply.tokens_out,
-                                       cost_usd=replies[i].cost_usd + reply.cost_usd)
+        for i, request, reply in zip(retry_idx, retries, retry_replies):
+            raw[i] += "\n[retry] " + reply.text
+            spent[i].append(reply)
+            if reply.status == "ok" and parse_score(reply.text) is not None:
+                scored[i], used[i] = reply, request
+    states = [first_digit(request, reply) for request, reply in zip(used, scored)]
+    followups = 0
+    if fractions and continues_prefill(backend):
 
+        def send(batch: list[ChatRequest]) -> list[ChatReply]:
+            out, more = run_requests(backend, batch, cache, desc="score (fractions)")
+            stats.add(more)
+            return out
+
+        followups = continue_digits([s if _has_probs(s, min_prob_mass) else None for s in states], send)
+    stats.rows = len(pool)
+    ratings = [rate(reply, state, min_prob_mass) for reply, state in zip(scored, states)]
+    for row, state in zip(spent, states):
+        row.extend(state.replies if state is not None else [])
     scorer = f"{backend.name}|prompt:{template.sha}|{dimension}"
     frame = pd.DataFrame(
         {
             "id": pool["id"].to_numpy(),
             "score": [r.score for r in ratings],
+            "score_expected": [r.expected for r in ratings],
             "status": [r.status for r in ratings],
+            "error": [r.error for r in ratings],
             "method": [r.method for r in ratings],
-            "raw": [rep.text for rep in replies],
+            "raw": raw,
             "scorer": scorer,
-            "tokens_in": [rep.tokens_in for rep in replies],
-            "tokens_out": [rep.tokens_out for rep in replies],
-            "cost_usd": [rep.cost_usd for rep in replies],
+            "attempts": [attempts(rep) for rep in replies],
+            "tokens_in": [sum(r.tokens_in for r in row) for row in spent],
+            "tokens_out": [sum(r.tokens_out for r in row) for row in spent],
+            "cost_usd": [sum(r.cost_usd for r in row) for row in spent],
         }
     )
+    frame.attrs["followups"] = followups
     return frame, stats
 
 
+def attempts(reply: ChatReply) -> int:
+    """Requests sent for a reply (1 + retries after errors); cached replies count as they were made."""
+    return max(reply.attempts, int(reply.extra.get("attempts", 1)))
+
+
 def summarize(scores: pd.DataFrame, stats: RunStats) -> dict:
-    ok = scores[scores["status"] == "ok"]["score"]
+    ok = scores["status"] == "ok"
+    errors = scores[scores["status"] == "error"]["error"]
     return {
         **stats.to_dict(),
-        "scored": int((scores["status"] == "ok").sum()),
+        "scored": int(ok.sum()),
+        "no_written_score": int((ok & scores["score"].isna()).sum()),  # ok from probabilities alone
         "unparsed": int((scores["status"] == "unparsed").sum()),
-        "errors": int((scores["status"] == "error").sum()),
+        "errors": int(len(errors)),
+        "first_error": str(errors.iloc[0]) if len(errors) else None,
+        "retries": int((scores["attempts"] - 1).clip(lower=0).sum()),
+        "fraction_requests": int(scores.attrs.get("followups", 0)),
         "by_method": {k: int(v) for k, v in scores["method"].value_counts().items() if k},
-        "mean_score": round(float(ok.mean()), 4) if len(ok) else None,
+        "mean_score": round(float(scores.loc[ok, "score"].mean()), 4) if ok.any() else None,
+        "mean_score_expected": (round(float(scores["score_expected"].mean()), 4)
+                                if scores["score_expected"].notna().any() else None),
     }
 
 
-GRADER_COLUMNS = ("score", "status", "method", "raw", "scorer", "tokens_in", "tokens_out", "cost_usd")
+def endpoint(backend: Backend) -> str:
+    """The backend's name and, for servers, its URL without credentials."""
+    url = getattr(backend, "base_url", None)
+    if not url:
+        return backend.name
+    from ift_select.llm.openai_compat import public_url
+
+    return f"{backend.name} at {public_url(url)}"
+
+
+def check_failures(scores: pd.DataFrame, endpoint: str, max_error_rate: float) -> str | None:
+    """Why a grading run must fail (no row ok, or errors above ``max_error_rate``), naming the endpoint and
+    the first error; None when it may stand."""
+    n = len(scores)
+    errors = scores[scores["status"] == "error"]
+    ok = int((scores["status"] == "ok").sum())
+    if n and ok and len(errors) <= max_error_rate * n:
+        return None
+    first = errors["error"].iloc[0] if len(errors) else scores["error"].iloc[0] if n else "no rows"
+    what = "no row was graded" if not ok else f"{len(errors)} of {n} rows failed ({len(errors) / n:.0%} > " \
+        f"score.max_error_rate = {max_error_rate:g})"
+    return f"{endpoint}: {what}; first error: {first}"
+
+
+GRADER_COLUMNS = ("score", "score_expected", "status", "error", "method", "raw", "scorer", "attempts", "tokens_in",
+                  "tokens_out", "cost_usd")
 
 
 def with_grader_columns(scores: pd.DataFrame, extra: pd.DataFrame, name: str) -> pd.DataFrame:

@@ -40,8 +40,10 @@ from ift_select.llm import models as base_models
 from ift_select.core.devices import autocast, device
 from ift_select.embedding.encoder import MINILM, length_sorted_batches, transformer_dir
 from ift_select.core.errors import ConfigError, DataError
+from ift_select.core.io import md5_path
 
-FORMAT = "ift-select-iqs/1"
+FORMAT = "ift-select-iqs/2"  # /1 also loads: the encoder saved in the directory
+FORMATS = ("ift-select-iqs/1", FORMAT)
 HEAD_FILE = "head.pt"
 CONFIG_FILE = "iqs.json"
 RESPONSE = "Response: "
@@ -86,35 +88,67 @@ def same_instruction(revised: str, raw: str) -> str:
     return raw if i < 0 or j < 0 else revised[:i] + raw[j:]
 
 
-class IQSModel(nn.Module):
-    """Encoder -> mean pooling over tokens -> dropout -> linear: one quality score per text. ``layers`` (probe
-    models) pools those hidden layers, concatenated, instead of the last hidden state."""
+POOLINGS = ("mean", "mean_response", "last")  # over all tokens | over the response's tokens | the last token
 
-    def __init__(self, encoder: nn.Module, tokenizer: Any, max_length: int, layers: tuple[int, ...] = ()) -> None:
+
+class IQSModel(nn.Module):
+    """Encoder -> pooled hidden states -> dropout -> linear: one quality score per text. ``layers`` (probe
+    models) pools those hidden layers instead of the last hidden state; ``pooling`` says how (``POOLINGS``, one
+    or more, concatenated per layer)."""
+
+    def __init__(self, encoder: nn.Module, tokenizer: Any, max_length: int, layers: tuple[int, ...] = (),
+                 pooling: tuple[str, ...] = ("mean",)) -> None:
         super().__init__()
-        self.encoder, self.tokenizer, self.max_length, self.layers = encoder, tokenizer, max_length, tuple(layers)
+        unknown = [p for p in pooling if p not in POOLINGS]
+        if unknown or not pooling:
+            raise ConfigError(f"iqs pooling {unknown or list(pooling)}: expected one or more of {', '.join(POOLINGS)}")
+        self.encoder, self.tokenizer, self.max_length = encoder, tokenizer, max_length
+        self.layers, self.pooling = tuple(layers), tuple(pooling)
         if tokenizer.pad_token is None:  # decoder LMs (SmolLM2, Llama) ship without one; the mask hides it anyway
             tokenizer.pad_token = tokenizer.eos_token
-        self.head = nn.Sequential(nn.Dropout(0.1), nn.Linear(encoder.config.hidden_size * max(1, len(self.layers)), 1))
+        tokenizer.padding_side = "right"
+        width = encoder.config.hidden_size * max(1, len(self.layers)) * len(self.pooling)
+        self.head = nn.Sequential(nn.Dropout(0.1), nn.Linear(width, 1))
         nn.init.zeros_(self.head[1].bias)
 
     def features(self, texts: list[str]) -> torch.Tensor:
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt",
+                               return_offsets_mapping="mean_response" in self.pooling)
+        offsets = batch.pop("offset_mapping", None)
         batch = {k: v.to(self.head[1].weight.device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
         out = self.encoder(**batch, output_hidden_states=bool(self.layers))
-        mask = batch["attention_mask"].unsqueeze(-1)
+        mask = batch["attention_mask"]
+        masks = {"mean": mask}
+        if offsets is not None:  # tokens from "Response: " on (the whole text when it has none)
+            starts = torch.tensor([max(0, t.find(RESPONSE)) for t in texts], device=mask.device)
+            response = (offsets[:, :, 0].to(mask.device) >= starts[:, None]) & mask.bool()
+            masks["mean_response"] = torch.where(response.any(1, keepdim=True), response, mask.bool()).long()
+        last = mask.sum(1) - 1  # right padding: the last real token
         states = [out.hidden_states[i] for i in self.layers] if self.layers else [out.last_hidden_state]
-        return torch.cat([(h * mask.to(h.dtype)).sum(1) / mask.sum(1).clamp(min=1).to(h.dtype) for h in states], dim=-1)
+        pooled = []
+        for h in states:
+            for kind in self.pooling:
+                if kind == "last":
+                    pooled.append(h[torch.arange(len(texts), device=h.device), last])
+                else:
+                    m = masks[kind].unsqueeze(-1).to(h.dtype)
+                    pooled.append((h * m).sum(1) / m.sum(1).clamp(min=1))
+        return torch.cat(pooled, dim=-1)
 
     def forward(self, texts: list[str]) -> torch.Tensor:
         return self.head(self.features(texts)).squeeze(-1).float()
 
-    def save(self, out: Path, record: dict[str, Any]) -> None:
-        self.encoder.save_pretrained(out / "encoder")
-        self.tokenizer.save_pretrained(out / "encoder")
+    def save(self, out: Path, record: dict[str, Any], reference: dict[str, str] | None = None) -> None:
+        """The head and settings; the encoder too unless ``reference`` names it (a frozen, shipped encoder)."""
+        if reference is None:
+            self.encoder.save_pretrained(out / "encoder")
+            self.tokenizer.save_pretrained(out / "encoder")
         torch.save(self.head.state_dict(), out / HEAD_FILE)
-        (out / CONFIG_FILE).write_text(json.dumps({"format": FORMAT, "max_length": self.max_length, "layers": list(self.layers),
-                                                   **record}, indent=2) + "\n")
+        settings = {"format": FORMAT, "max_length": self.max_length, "layers": list(self.layers),
+                    "pooling": list(self.pooling)}
+        if reference is not None:
+            settings["encoder_ref"] = reference
+        (out / CONFIG_FILE).write_text(json.dumps({**settings, **record}, indent=2) + "\n")
 
 
 def encoder_dir(spec: str) -> str:
@@ -125,10 +159,19 @@ def encoder_dir(spec: str) -> str:
     return transformer_dir(spec)
 
 
-def build(encoder_path: str, max_length: int, layers: tuple[int, ...] = ()) -> IQSModel:
+def encoder_reference(spec: str) -> dict[str, str]:
+    """How a model directory names a frozen encoder: its spec and the hash of the file(s) behind it."""
+    if spec in base_models.ALIASES or spec.endswith(".gguf"):
+        return {"spec": spec, "hash": base_models.source_hash(spec)}
+    path = Path(transformer_dir(spec))
+    return {"spec": spec, "hash": md5_path(path) if path.is_dir() else f"hub:{spec}"}
+
+
+def build(encoder_path: str, max_length: int, layers: tuple[int, ...] = (), pooling: tuple[str, ...] = ("mean",)) -> IQSModel:
     from transformers import AutoModel, AutoTokenizer
 
-    return IQSModel(AutoModel.from_pretrained(encoder_path), AutoTokenizer.from_pretrained(encoder_path), max_length, layers)
+    return IQSModel(AutoModel.from_pretrained(encoder_path), AutoTokenizer.from_pretrained(encoder_path), max_length,
+                    layers, pooling)
 
 
 def load_iqs(model_dir: str | Path) -> IQSModel:
@@ -137,9 +180,17 @@ def load_iqs(model_dir: str | Path) -> IQSModel:
     if not config_path.exists():
         raise ConfigError(f"{model_dir}: no {CONFIG_FILE}, not an IQS model directory (train one: ift-select iqs train)")
     config = json.loads(config_path.read_text())
-    if config.get("format") != FORMAT:
+    if config.get("format") not in FORMATS:
         raise ConfigError(f"{config_path}: format {config.get('format')!r}, expected {FORMAT!r}")
-    model = build(str(model_dir / "encoder"), int(config["max_length"]), tuple(config.get("layers") or ()))
+    path = str(model_dir / "encoder")
+    if "encoder_ref" in config:
+        ref = config["encoder_ref"]
+        found = encoder_reference(ref["spec"])["hash"]
+        if found != ref["hash"]:
+            raise ConfigError(f"{config_path}: encoder {ref['spec']} is now {found}, the head was fitted on "
+                              f"{ref['hash']}: retrain it (ift-select iqs train)")
+        path = encoder_dir(ref["spec"])
+    model = build(path, int(config["max_length"]), tuple(config.get("layers") or ()), tuple(config.get("pooling") or ("mean",)))
     model.head.load_state_dict(torch.load(model_dir / HEAD_FILE, map_location="cpu"))
     return model.to(device()).eval()
 

@@ -16,7 +16,7 @@ import pandas as pd
 from ift_select.core.devices import use_bf16
 from ift_select.core.errors import ConfigError, DataError
 
-from ift_select.grading.iqs import (IQSModel, label_pairs, pairwise_figures, read_labels,
+from ift_select.grading.iqs import (POOLINGS, IQSModel, label_pairs, pairwise_figures, read_labels,
                                    same_instruction, score_texts)
 
 
@@ -52,13 +52,13 @@ def validate(model: IQSModel, valid: pd.DataFrame, pairs: list[tuple[int, int]],
     }
 
 
-def save_dir(model: IQSModel, out: Path, record: dict[str, Any]) -> float:
+def save_dir(model: IQSModel, out: Path, record: dict[str, Any], reference: dict[str, str] | None = None) -> float:
     """Write the model directory beside ``out`` and swap it in, so ``out`` is never half written; returns its
-    size in MB."""
+    size in MB. ``reference``: the frozen encoder, named instead of saved (``iqs.encoder_reference``)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        model.save(tmp, record)
+        model.save(tmp, record, reference)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
@@ -73,6 +73,7 @@ class TrainSettings:
 
     method: str = "probe"  # probe: frozen encoder, ridge head (iqs_probe) | finetune: encoder + head end to end
     layers: tuple[int, ...] = ()  # probe: hidden layers pooled (empty: the middle layer)
+    pooling: tuple[str, ...] = ("mean",)  # probe: how each layer is pooled (iqs.POOLINGS), concatenated
     epochs: float = 3.0
     batch_pairs: int = 16  # (raw, revised) pairs per step
     lr: float = 5e-5  # encoder
@@ -93,6 +94,9 @@ class TrainSettings:
         if bad:
             raise ConfigError(f"iqs train: --{bad[0].replace('_', '-')} = {getattr(self, bad[0])} is out of range")
         use_bf16(self.precision)  # raises on an unknown precision
+        if not self.pooling or set(self.pooling) - set(POOLINGS):
+            raise ConfigError(f"iqs train: --pooling = {','.join(self.pooling)!r}: expected one or more of "
+                              f"{', '.join(POOLINGS)}")
         if self.method not in ("finetune", "probe"):
             raise ConfigError(f"iqs train: --method = {self.method!r} must be finetune or probe")
 

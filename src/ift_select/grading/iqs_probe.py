@@ -24,7 +24,7 @@ from sklearn.model_selection import KFold
 from transformers import AutoConfig
 
 from ift_select.core.devices import device
-from ift_select.grading.iqs import build, encoder_dir, run_batched, same_instruction
+from ift_select.grading.iqs import build, encoder_dir, encoder_reference, run_batched, same_instruction
 from ift_select.grading.iqs_data import (TrainSettings, load_training_data, pair_weights, revised_not_longer, save_dir,
                                         validate)
 
@@ -65,7 +65,7 @@ def fit_probe(labels_csv: str | Path, valid_csv: str | Path, encoder: str, out_d
     src = train["src"].tolist()
     path = encoder_dir(encoder)
     layers = cfg.layers or (AutoConfig.from_pretrained(path).num_hidden_layers // 2,)
-    model = build(path, cfg.max_length, layers).to(device()).eval()
+    model = build(path, cfg.max_length, layers, cfg.pooling).to(device()).eval()
     pos_text = [src[hi] for _, hi in pairs]
     neg_text = [same_instruction(src[hi], src[lo]) for lo, hi in pairs]
     feats = run_batched(model.features, pos_text + neg_text, 16, cfg.precision, "iqs features")
@@ -82,11 +82,13 @@ def fit_probe(labels_csv: str | Path, valid_csv: str | Path, encoder: str, out_d
     with torch.no_grad():
         linear.weight.copy_(torch.as_tensor(scale, dtype=linear.weight.dtype)[None])
         linear.bias.fill_(float(ridge.intercept_ - (mean * scale).sum()))
-    figures = {"alpha": alpha, "layers": list(layers), **validate(model, valid, valid_pairs, cfg.precision)}
+    figures = {"alpha": alpha, "layers": list(layers), "pooling": list(cfg.pooling),
+               **validate(model, valid, valid_pairs, cfg.precision)}
     seconds = time.perf_counter() - start
     out = Path(out_dir)
     size_mb = save_dir(model.cpu(), out, {"encoder": encoder, "labels": str(labels_csv), "valid": str(valid_csv),
-                                 "best": figures, "cv": table, "settings": dataclasses.asdict(cfg)})
+                                          "best": figures, "cv": table, "settings": dataclasses.asdict(cfg)},
+                       reference=encoder_reference(encoder))
     return {"out": str(out), "method": "probe", "train_rows": len(train), "train_pairs": len(pairs),
             "identical_pairs_dropped": len(identical), "valid_pairs": len(valid_pairs),
             "train_seconds": round(seconds, 1), "model_mb": size_mb, **figures}

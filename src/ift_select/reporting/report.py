@@ -24,6 +24,7 @@ from ift_select.reporting.render import Figure, Heading, Para, to_html, to_markd
 from ift_select.reporting.sections_compare import experiments_section
 from ift_select.reporting.sections_data import histogram_section, intro_section, models_section, selection_section
 from ift_select.reporting.costs import costs_section
+from ift_select.reporting.grader_qualification import grader_qualification_section
 from ift_select.reporting.sections_eval import agreement_section, judging_section
 from ift_select.reporting.selection import selection_analytics
 
@@ -62,6 +63,8 @@ def build_report(inputs: ReportInputs, out_dir: Path) -> dict[str, Any]:
         kept = set(selections[arm]["id"].astype(str)) if arm in selections else None
         hist_blocks, score_summary = histogram_section(scores, pool, kept, tau, plot_dir)
         blocks += hist_blocks
+    qualify_blocks, qualify_summary = grader_qualification_section(stage_metrics)
+    blocks += qualify_blocks
     analytics: dict[str, Any] = {}
     if pool is not None and selections:
         analytics_blocks, analytics = selection_analytics(pool, scores, selections, inputs.embeddings, p, plot_dir,
@@ -91,5 +94,5 @@ def build_report(inputs: ReportInputs, out_dir: Path) -> dict[str, Any]:
                             | {"ws_ci_low": (s["ws_ci"] or [None])[0], "ws_ci_high": (s["ws_ci"] or [None, None])[1]}
                             for ts, s in by_set.items()} for pair, by_set in summaries.items()}
     return {"pool_rows": len(pool) if pool is not None else None, "selection": sizes,
-            "score": score_summary,
+            "score": score_summary, "grader_qualification": qualify_summary,
             "judge": judge_summary, "agreement": agree_summary, "figures": len(figures), "missing_inputs": len(missing)}

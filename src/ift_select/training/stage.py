@@ -35,7 +35,9 @@ def generate_stage(params: Params, key: str) -> dict[str, Any]:
     answers.insert(0, "arm", key)
     write_parquet(Path(f"data/generations/{key}.parquet"), answers)
     return {"arm": key, "items": len(answers), "test_sets": sorted(answers["test_set"].unique().tolist()),
-            "mean_tokens_out": round(float(answers["tokens_out"].mean()), 2) if len(answers) else 0.0}
+            "mean_tokens_out": round(float(answers["tokens_out"].mean()), 2) if len(answers) else 0.0,
+            "prompts_cut": int((answers["prompt_cut_tokens"] > 0).sum()),
+            "prompt_tokens_cut": int(answers["prompt_cut_tokens"].sum())}
 
 
 STAGES = {s.name: s for s in (Stage("train", train_stage, keyed=True, accelerate=True),
