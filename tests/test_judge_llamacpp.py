@@ -70,7 +70,7 @@ def test_qualify_stage_through_the_server(server, workdir, repo_root):
     root = workdir(server)
     (root / "data/sample").mkdir(parents=True)
     (root / "data/sample/judge_pairs.jsonl").write_bytes((repo_root / "data/sample/judge_pairs.jsonl").read_bytes())
-    lookup("qualify_pairs").body(load_params(), "constructed")
+    lookup("labelled_pairs").body(load_params(), "constructed")
     qualify = lookup("qualify_judge").body(load_params(), "")
     figures = qualify["sets"]["constructed"]
     assert figures["n"] == 6 and figures["by_method"] == {"probs": 12} and figures["unparsed"] == 0

@@ -69,7 +69,7 @@ def test_judge_is_qualified_before_the_report_names_a_winner(repo):
     leads with its verdict and the vs-reference pair is judged with the reference prompt."""
     root, output = repo
     ran, _ = ran_and_skipped(output)
-    assert {"qualify_pairs@constructed", "qualify_pairs@human", "qualify_judge", "judge@car_vs_ref"} <= ran
+    assert {"labelled_pairs@constructed", "labelled_pairs@human", "qualify_judge", "judge@car_vs_ref"} <= ran
     qualify = json.loads((root / "metrics/qualify.json").read_text())
     sets = qualify["sets"]
     assert (sets["constructed"]["n"], sets["human"]["n"]) == (12, 6)  # the tiny params' sample, the fixture
@@ -93,8 +93,8 @@ def test_a_qualification_setting_reruns_only_qualification(repo, tmp_path):
     root = copy_repo(base, tmp_path / "repo")
     out = dvc(root, "exp", "run", "-S", "judge.qualify.sets.constructed.sample=8")
     ran, skipped = ran_and_skipped(out.stdout + out.stderr)
-    assert {"qualify_pairs@constructed", "qualify_judge", "report"} <= ran
-    assert not ran & {"qualify_pairs@human", "judge@alpagasus_vs_full", "judge@car_vs_ref", "generate@full"}
+    assert {"labelled_pairs@constructed", "qualify_judge", "report"} <= ran
+    assert not ran & {"labelled_pairs@human", "judge@alpagasus_vs_full", "judge@car_vs_ref", "generate@full"}
     assert json.loads((root / "metrics/qualify.json").read_text())["sets"]["constructed"]["n"] == 8
 
 

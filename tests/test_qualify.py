@@ -159,3 +159,22 @@ def test_wr_and_qs_intervals():
         lo, hi = s[f"{key}_ci"]
         assert lo <= s[key] <= hi and lo < hi
     assert s["flip_rate"] == round(1 - s["consistency"], 4)
+
+
+@pytest.mark.parametrize("judge, message", [
+    ({"max_error_rate": 1.5}, "judge.max_error_rate = 1.5 is not a share"),
+    ({"decision": "vote"}, "judge.decision: 'vote' is not one of"),
+    ({"qualify": {"sets": {"x": {"path": "p.json", "sample": 0}}}}, "judge.qualify.sets.x.sample = 0"),
+    ({"qualify": {"sets": {"x": {"path": "p.json", "kind": "people"}}}}, "judge.qualify.sets.x.kind: 'people'"),
+    ({"qualify": {"sets": {"x": {"file": "p.json"}}}}, "unknown setting .*judge.qualify.sets.x.file"),
+])
+def test_judge_settings_are_checked_naming_the_setting(tmp_path, judge, message):
+    import yaml
+
+    from ift_select.core.config import load_params
+    from ift_select.core.errors import ConfigError
+
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"judge": judge}))
+    with pytest.raises(ConfigError, match=message):
+        load_params(path)

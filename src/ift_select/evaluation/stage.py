@@ -5,7 +5,7 @@ reference:  the configured test sets' reference answers as an opponent "arm" -> 
 judge:      the judge compares two arms' answers (or an arm and ``reference``: CaR's protocol, with
             ``judge.reference_prompt``) on every test item, in both orders -> data/judgments/<pair>.parquet and
             metrics/judge_<pair>.json (win/tie/lose, WS, WR, QS with intervals, LC win rate, per test set).
-qualify_pairs: one labelled pair file of ``judge.qualify.sets`` -> data/prepared/pairs/<set>.parquet.
+labelled_pairs: one labelled pair file of ``judge.qualify.sets`` -> data/prepared/pairs/<set>.parquet.
 qualify_judge: the configured judge on every labelled set, both orders -> data/qualify/<set>.parquet and
             metrics/qualify.json (agreement, kappa, position and length figures beside longer-wins; qualified).
 
@@ -95,7 +95,7 @@ def pairs_path(name: str) -> Path:
     return Path(f"data/prepared/pairs/{name}.parquet")
 
 
-def qualify_pairs(params: Params, key: str) -> dict[str, Any]:
+def labelled_pairs(params: Params, key: str) -> dict[str, Any]:
     sets = params.judge.qualify.sets
     if key not in sets:
         raise ConfigError(f"judge.qualify.sets: no set named {key!r} (known: {', '.join(sets)})")
@@ -112,7 +112,7 @@ def qualify_judge(params: Params, key: str) -> dict[str, Any]:
     sets = dict(j.qualify.sets)
     if not sets:
         raise ConfigError("judge.qualify.sets: no labelled set (the default is the constructed set "
-                          "{constructed: {path: data/sample/qualify_pairs.jsonl}})")
+                          "{constructed: {path: data/sample/labelled_pairs.jsonl}})")
     backend, template = backend_for(j, params.pricing), load_template(j.prompt)
     cache = RequestCache(cache_dir() / "requests.sqlite")
     results, frames = {}, {}
@@ -133,5 +133,5 @@ def qualify_judge(params: Params, key: str) -> dict[str, Any]:
 
 
 STAGES = {s.name: s for s in (Stage("reference", reference), Stage("judge", judge, keyed=True),
-                              Stage("qualify_pairs", qualify_pairs, keyed=True),
+                              Stage("labelled_pairs", labelled_pairs, keyed=True),
                               Stage("qualify_judge", qualify_judge, metrics_path="metrics/qualify.json"))}
