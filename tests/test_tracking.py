@@ -74,7 +74,7 @@ def test_params_flattened_from_params_yaml(repo, workspace_run):
     flat = {k: v for k, v in flatten(raw).items()}
     logged = parent.data.params
     for key in ("tau", "n1", "n2", "seed", "base_model", "train.lr", "train.lora.r", "score.openai.concurrency",
-                "data.test_sets.tiny.path", "arms.alpagasus.p1", "judge.pairs.alpagasus_vs_full.a"):
+                "data.test_sets.tiny.path", "arms.alpagasus.method", "judge.pairs.alpagasus_vs_full.a"):
         assert logged[key] == str(flat[key]), key
     assert logged["train.lora.target_modules"] == json.dumps(flat["train.lora.target_modules"])
     assert len(logged) == len(flat)
@@ -116,16 +116,17 @@ def test_datasets_carry_the_dvc_md5(repo, workspace_run):
 
     logged = inputs(parent)
     expected = {"pool": "data/prepared/pool.parquet", "scores": "data/scores/scores.parquet",
-                "tests": "data/prepared/tests", **{f"selection_{a}": f"data/selected/{a}.parquet" for a in ARMS}}
+                "tests_tiny": "data/prepared/tests/tiny.parquet",
+                **{f"selection_{a}": f"data/selected/{a}.parquet" for a in ARMS}}
     assert set(logged) == set(expected)
     for name, path in expected.items():
         assert logged[name][0] == hashes[path] and logged[name][2] == path
-    assert logged["tests"][0].endswith(".dir")  # DVC's directory hash
     select = inputs(stages["select@alpagasus"])
     assert select["scores"][:2] == (hashes["data/scores/scores.parquet"], "input")
     assert select["selection_alpagasus"][:2] == (hashes["data/selected/alpagasus.parquet"], "output")
     assert inputs(stages["train@full"])["selection_full"][:2] == (hashes["data/selected/full.parquet"], "training")
     assert inputs(stages["generate@full"])["tests"][1] == "evaluation"
+    assert inputs(stages["generate@full"])["tests"][0].endswith(".dir")  # DVC's directory hash
     pool = next(d.dataset for d in parent.inputs.dataset_inputs if d.dataset.name == "pool")
     assert json.loads(pool.profile)["num_rows"] == len(pd.read_parquet(repo / "data/prepared/pool.parquet"))
 
@@ -166,8 +167,9 @@ def test_exp_run_temp_lands_in_the_main_repository(repo, tmp_path):
     assert parent.data.params["tau"] == str(tau)
     stages = children(root, parent)
     # (the judge reruns only if the tiny model's answers changed)
-    assert {"select@alpagasus", "train@alpagasus", "generate@alpagasus", "report"} <= set(stages)
-    assert set(stages) <= {"select@alpagasus", "train@alpagasus", "generate@alpagasus", f"judge@{PAIR}", "report"}
+    assert {"arms", "select@alpagasus", "train@alpagasus", "generate@alpagasus", "report"} <= set(stages)
+    assert set(stages) <= {"arms", "select@alpagasus", "train@alpagasus", "generate@alpagasus", f"judge@{PAIR}",
+                           "report"}
     # the experiment's own dvc.lock (in its git commit) matches what its runs recorded
     exp_lock = yaml.safe_load(git(root, "show", f"{_exp_ref(root, name)}:dvc.lock"))["stages"]
     sel = next(o["md5"] for o in exp_lock["select@alpagasus"]["outs"] if o["path"] == "data/selected/alpagasus.parquet")

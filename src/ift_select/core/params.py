@@ -168,7 +168,7 @@ class JudgeParams:
     decision: Literal["two_order", "debiased"] = "two_order"
     batch_size: int = 8
     max_new_tokens: int = 24
-    min_prob_mass: float = 0.1  # verdict/score-token probabilities are read when they carry at least this mass
+    min_prob_mass: float = 0.1  # verdict/score tokens need this much probability, else the reply text is parsed
     precision: Precision = "auto"
     max_length: int = 1024
     max_error_rate: float = 0.05  # the judge and qualify_judge stages fail above this share of failed requests

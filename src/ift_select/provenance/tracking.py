@@ -49,7 +49,7 @@ from ift_select.provenance.mlflow_store import (EXP_TAG, KIND_TAG, _now_ms, _pla
 LINEAGE_ARTIFACT = "lineage.json"
 _NOT_DATA = ("stages/", "src/", "prompts/", "configs/", "metrics/", "models/", "reports/")
 _DATA_SUFFIXES = {".parquet", ".json", ".jsonl", ".csv"}
-_PREFIXES = {"selected": "selection", "generations": "generations", "judgments": "judgments"}
+_PREFIXES = {"selected": "selection", "generations": "generations", "judgments": "judgments", "tests": "tests"}
 
 
 def declared_params(spec: StageSpec | None, raw: dict[str, Any]) -> dict[str, Any]:
@@ -71,7 +71,8 @@ def is_dataset(path: str) -> bool:
 
 
 def dataset_name(path: str) -> str:
-    """``pool``, ``scores``, ``tests``, ``selection_<arm>``, ``generations_<arm>``, ``judgments_<pair>``."""
+    """``pool``, ``scores``, ``tests`` (the directory), ``tests_<name>``, ``selection_<arm>``, ``generations_<arm>``,
+    ``judgments_<pair>``."""
     p = Path(path)
     prefix = _PREFIXES.get(p.parent.name)
     if prefix:
@@ -199,8 +200,8 @@ def _log_parent(mlflow, parent: str, address: str, params: Params, values: dict[
     hashes = {path: md5 for stage, outs in lock_outs().items() if stage in current for path, md5 in outs.items()}
     hashes.update(own_outs)
     client.log_batch(parent, tags=[RunTag(key_name(f"dvc.out.{p}"), m) for p, m in sorted(hashes.items()) if m])
-    data = [p for p in hashes if is_dataset(p) and (dataset_name(p) in ("pool", "scores", "tests")
-                                                    or dataset_name(p).startswith("selection_"))]
+    data = [p for p in hashes if is_dataset(p) and (dataset_name(p) in ("pool", "scores")
+                                                    or dataset_name(p).startswith(("selection_", "tests_")))]
     with mlflow.start_run(run_id=parent):
         _log_datasets(mlflow, "experiment", [(p, "input") for p in data])
         for path in artifacts:
