@@ -114,9 +114,9 @@ def _measured(qualify: dict[str, Any], human: dict[str, dict[str, Any]]) -> tupl
     sets = ", ".join(f"{k} ({v['n']} pairs, {v['path']})" for k, v in human.items())
     text = (f"Measured in this run by the qualify_judge stage: judge {qualify.get('judge')} (decision "
             f"{qualify.get('decision')}) on {sets}, both orders: Cohen's kappa {lead.get('kappa')}, first-position "
-            f"rate {lead.get('first_position_rate')}, flip rate {lead.get('flip_rate')}, longer-answer share {lead.get('longer_share')}, unreadable pairs "
-            f"{lead.get('unparsed')}, {lead.get('seconds')} s. On PandaLM's full file GPT-3.5 reached 69.8% and "
-            "PandaLM-7B 66.8% (ties included).")
+            f"rate {lead.get('first_position_rate')}, flip rate {lead.get('flip_rate')}, longer-answer share "
+            f"{lead.get('longer_share')}, unreadable pairs {lead.get('unparsed')}, {lead.get('seconds')} s. On "
+            "PandaLM's full file GPT-3.5 reached 69.8% and PandaLM-7B 66.8% (ties included).")
     return text, rows, lead
 
 
@@ -149,8 +149,13 @@ def agreement_section(agreement: dict[str, Any] | None, judge_name: str,
     blocks: list[Block] = [Heading("Judge agreement with people")]
     human = _human_sets(qualify)
     if not human and agreement is None:
+        constructed = {k: v for k, v in (qualify or {}).get("sets", {}).items() if v.get("kind") == "constructed"}
+        measured = "; ".join(f"on the {k} set, whose winners are known by construction, it agreed "
+                             f"{v['agreement_non_tie'] or 0:.1%} against {v['baseline_longer'] or 0:.1%} for "
+                             "longer-wins: see 'Judge qualification'" for k, v in constructed.items())
         blocks.append(Para(
-            f"The configured judge ({judge_name}) has not been measured against people in this run: add a human "
+            f"The configured judge ({judge_name}) has not been measured against people in this run"
+            f"{' (' + measured + ')' if measured else ''}: add a human "
             "set to params.yaml (judge.qualify.sets.pandalm: {path: ../shared/data/pandalm170/testset-v1.json, "
             "kind: human}) or run ift-select judge agreement --human ../shared/data/pandalm170/testset-v1.json. "
             "Reference figures on PandaLM's 999 human-annotated pairs: GPT-3.5 69.8%, PandaLM-7B 66.8% (ties "
