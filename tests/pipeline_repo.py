@@ -19,14 +19,20 @@ TINY = "tiny-random-llama"
 def tiny_params(pool_rows: int = 36, test_items: int = 6) -> dict:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params.update(tau=0.0, n1=6, n2=1, base_model=TINY)
-    params["data"].update(pool="data/tiny/pool.jsonl", test_sets={"tiny": {"path": "data/tiny/test.jsonl",
-                                                                           "format": "auto"}})
+    # a second test set with reference answers (CoachLM's format) for the vs-reference pair
+    params["data"].update(pool="data/tiny/pool.jsonl", test_sets={
+        "tiny": {"path": "data/tiny/test.jsonl", "format": "auto"},
+        "coach": {"path": "data/tiny/coach.json", "format": "coachlm"}})
     # min_prob_mass 0: a random model puts almost no mass on "0".."5"; renormalised, it still ranks rows.
     # fractions off: a random model spreads its mass over every digit, and each would be continued.
     params["score"].update(model=TINY, batch_size=8, max_new_tokens=4, max_length=384, min_prob_mass=0.0,
                            fractions=False)
     params["select"]["alpagasus"]["column"] = "score_expected"  # it rarely writes a number: probabilities rank
     params["judge"].update(model=TINY, batch_size=8, max_new_tokens=4, max_length=384, min_prob_mass=0.0)
+    params["judge"]["pairs"]["car_vs_ref"] = {"a": "car", "b": "reference"}
+    params["judge"]["qualify"] = {"sets": {
+        "constructed": {"path": "data/sample/judge_pairs.jsonl", "kind": "constructed", "sample": 12},
+        "human": {"path": "data/tiny/human.json", "kind": "human"}}}
     params["train"].update(epochs=1, batch_size=4, max_length=64, checkpoint_steps=1000)
     params["generate"].update(batch_size=8, max_new_tokens=6)
     params["report"].update(bootstrap=50)
@@ -59,6 +65,8 @@ def make_repo(root: Path, params: dict | None = None) -> Path:
     (root / "data/tiny").mkdir(parents=True, exist_ok=True)
     (root / "data/tiny/pool.jsonl").write_text("".join(json.dumps(r) + "\n" for r in sample[: tiny["pool_rows"]]))
     (root / "data/tiny/test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in tests[: tiny["test_items"]]))
+    for fixture, name in (("coachlm.json", "coach.json"), ("pandalm_pairs.json", "human.json")):
+        shutil.copy2(REPO / "tests/fixtures/data" / fixture, root / "data/tiny" / name)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = pipeline_env(root)
     for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "test@example.com"],

@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from ift_select.evaluation.agreement import bundled_agreement, judge_labels, load_human, longer_baseline, score_labels
+from ift_select.evaluation.agreement import bundled_agreement
+from ift_select.evaluation.labelled import load_pairs
+from ift_select.evaluation.qualify import judge_labels, longer_baseline, score_labels
 from ift_select.cli import app
 from ift_select.core.errors import DataError
 
@@ -20,18 +22,18 @@ def human_path(shared_data):
 
 
 def test_load_human_majorities_and_booleans(human_path):
-    human, coerced = load_human(human_path)
+    human, coerced = load_pairs(human_path)
     assert len(human) == 999
-    assert human["majority"].value_counts().to_dict() == {2: 472, 1: 422, 0: 105}
+    assert human["label"].value_counts().to_dict() == {2: 472, 1: 422, 0: 105}
     assert coerced == 6  # JSON true in items 157-164, kept as the string "True"
     assert (human.loc[human["idx"] == 157, "response1"] == "True").all()
-    assert len(load_human(human_path, limit=5)[0]) == 5
-    sample = load_human(human_path, sample=50, seed=1)[0]
-    assert len(sample) == 50 and sample["idx"].tolist() == load_human(human_path, sample=50, seed=1)[0]["idx"].tolist()
+    assert len(load_pairs(human_path, limit=5)[0]) == 5
+    sample = load_pairs(human_path, sample=50, seed=1)[0]
+    assert len(sample) == 50 and sample["idx"].tolist() == load_pairs(human_path, sample=50, seed=1)[0]["idx"].tolist()
 
 
 def test_longer_response_baseline_on_the_full_file(human_path):
-    human, _ = load_human(human_path)
+    human, _ = load_pairs(human_path)
     base = longer_baseline(human)
     assert base["n_non_tie"] == 894 and base["baseline_equal_lengths"] == 7
     assert base["baseline_longer"] == round(599 / 894, 4)  # 67.0%: equal lengths predict nothing
@@ -39,7 +41,7 @@ def test_longer_response_baseline_on_the_full_file(human_path):
 
 
 def test_bundled_judges_reference_figures(human_path):
-    human, _ = load_human(human_path)
+    human, _ = load_pairs(human_path)
     gpt = bundled_agreement(human, human_path.parent, "gpt35")
     panda = bundled_agreement(human, human_path.parent, "pandalm7b")
     assert gpt["agreement"] == round(697 / 999, 4) and gpt["unparsed"] == 25  # 69.8%, "garbage" counts as a miss
@@ -48,7 +50,7 @@ def test_bundled_judges_reference_figures(human_path):
 
 
 def test_score_labels_by_hand():
-    human = pd.DataFrame({"majority": [1, 2, 0, 1]})
+    human = pd.DataFrame({"label": [1, 2, 0, 1]})
     got = score_labels(human, pd.Series([1, 1, 0, None], dtype=object))
     assert got["agreement"] == 0.5 and got["agreement_parsed"] == round(2 / 3, 4)
     assert got["agreement_non_tie"] == round(1 / 3, 4) and got["unparsed"] == 1
@@ -66,7 +68,7 @@ def test_bad_file_is_named(tmp_path):
     bad.write_text('[{"idx": 0, "instruction": "q", "response1": "a", "response2": 3, '
                    '"annotator1": 1, "annotator2": 1, "annotator3": 2}]')
     with pytest.raises(DataError, match="response2"):
-        load_human(bad)
+        load_pairs(bad)
 
 
 def test_agreement_command_with_tiny_local_judge(human_path, tmp_path):

@@ -94,8 +94,8 @@ def _length_judge(n: int, longer_a: int, seed: int = 0) -> pd.DataFrame:
 
 def test_length_controlled_preference_removes_a_pure_length_judge():
     s = summarize(_length_judge(300, longer_a=150), bootstrap=0)["t"]
-    assert s["pref"] > 0.7  # the raw preference says model_a is much better ...
-    assert abs(s["lc_pref"] - 0.5) < 0.1  # ... at equal length there is nothing left
+    assert s["win_rate"] > 0.7  # the raw preference says model_a is much better ...
+    assert abs(s["lc_win_rate"] - 0.5) < 0.1  # ... at equal length there is nothing left
     assert s["mean_len_a"] > s["mean_len_b"]
 
 
@@ -103,7 +103,7 @@ def test_length_controlled_keeps_a_real_preference():
     frame = _length_judge(300, longer_a=0)
     frame.loc[frame["item_id"] % 3 == 0, "verdict"] = "a"  # model_a better on a third of items, whatever length
     s = summarize(frame, bootstrap=0)["t"]
-    assert s["lc_pref"] > 0.6
+    assert s["lc_win_rate"] > 0.6
 
 
 def test_first_position_rate_and_reference_mode():

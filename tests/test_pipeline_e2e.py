@@ -64,6 +64,40 @@ def test_mlflow_run_recorded(repo):
     assert any(key.startswith("selected.") for key in metrics)
 
 
+def test_judge_is_qualified_before_the_report_names_a_winner(repo):
+    """qualify_judge measures the configured judge on the constructed and the human-labelled set; the report
+    leads with its verdict and the vs-reference pair is judged with the reference prompt."""
+    root, output = repo
+    ran, _ = ran_and_skipped(output)
+    assert {"labelled_pairs@constructed", "labelled_pairs@human", "qualify_judge", "judge@car_vs_ref"} <= ran
+    qualify = json.loads((root / "metrics/qualify.json").read_text())
+    sets = qualify["sets"]
+    assert (sets["constructed"]["n"], sets["human"]["n"]) == (12, 6)  # the tiny params' sample, the fixture
+    assert sets["human"]["baseline_longer"] == 0.2 and sets["constructed"]["by_method"] == {"probs": 24}
+    assert qualify["decided_on"] == "human" and qualify["qualified"] == sets["human"]["beats_longer"]
+    md = (root / "reports/report.md").read_text()
+    headings = [line[3:] for line in md.splitlines() if line.startswith("## ")]
+    assert headings[:2] == ["How to read this report", "Judge qualification"]
+    agreement = md[md.index("## Judge agreement with people"):]
+    assert "Measured in this run by the qualify_judge stage" in agreement and "human (6 pairs" in agreement
+    summary = json.loads((root / "reports/summary.json").read_text())
+    assert summary["qualify"]["qualified"] == qualify["qualified"]
+    ref = json.loads((root / "metrics/judge_car_vs_ref.json").read_text())
+    assert ref["prompt"] == "prompts/judge_reference_prefill.txt"
+    assert ref["items_without_reference"] == 6 and list(ref["by_test_set"]) == ["coach"]  # tiny has none
+    assert set(pd.read_parquet(root / "data/judgments/car_vs_ref.parquet")["model_b"]) == {"reference"}
+
+
+def test_a_qualification_setting_reruns_only_qualification(repo, tmp_path):
+    base, _ = repo
+    root = copy_repo(base, tmp_path / "repo")
+    out = dvc(root, "exp", "run", "-S", "judge.qualify.sets.constructed.sample=8")
+    ran, skipped = ran_and_skipped(out.stdout + out.stderr)
+    assert {"labelled_pairs@constructed", "qualify_judge", "report"} <= ran
+    assert not ran & {"labelled_pairs@human", "judge@alpagasus_vs_full", "judge@car_vs_ref", "generate@full"}
+    assert json.loads((root / "metrics/qualify.json").read_text())["sets"]["constructed"]["n"] == 8
+
+
 def test_tau_experiment_reruns_only_what_tau_feeds(repo):
     root, _ = repo
     scores = pd.read_parquet(root / "data/scores/scores.parquet")

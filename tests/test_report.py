@@ -15,6 +15,26 @@ from ift_select.reporting.report import ReportInputs, build_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
+JUDGE = "local:smollm2-135m-instruct|prompt:0123456789ab"  # what make_inputs' judgments record
+
+
+def _set(kind: str, agreement: float, baseline: float, n: int) -> dict:
+    return {"kind": kind, "path": f"{kind}.json", "n": n, "agreement": agreement - 0.05,
+            "agreement_non_tie": agreement, "baseline_longer": baseline, "kappa": 0.3, "first_position_rate": 0.55,
+            "flip_rate": 0.2, "longer_share": 0.6, "seconds_per_pair": 1.5, "seconds": 1.5 * n, "unparsed": 0,
+            "beats_longer": agreement > baseline, "beats_longer_ci": [round(agreement - baseline - 0.05, 4),
+                                                                      round(agreement - baseline + 0.05, 4)]}
+
+
+def qualify_json(qualified: bool, judge: str = JUDGE, human: bool = False) -> dict:
+    sets = {"constructed": {**_set("constructed", 0.9 if qualified else 0.4, 0.54, 99),
+                            "by_flaw": {"empty": {"n": 7, "agreement": 1.0, "baseline_longer": 1.0}}}}
+    if human:
+        sets["pandalm"] = _set("human", 0.7 if qualified else 0.5, 0.67, 999)
+    deciding = ["pandalm"] if human else ["constructed"]
+    return {"judge": judge, "decision": "two_order", "qualified": qualified, "decided_on": "human" if human
+            else "constructed", "deciding_sets": deciding, "sets": sets}
+
 
 def make_inputs(root: Path, with_agreement: bool = True) -> ReportInputs:
     """A 40-row pool (a quarter flawed), scores, two arms, one judged pair on two test sets, stage metrics."""
@@ -59,13 +79,15 @@ def make_inputs(root: Path, with_agreement: bool = True) -> ReportInputs:
         "agreement_non_tie": 0.32, "kappa": 0.01, "baseline_longer": 0.67, "first_position_rate": 0.8,
         "unparsed": 0, "seconds": 60, "gpt35": {"agreement": 0.698, "agreement_non_tie": 0.774},
         "pandalm7b": {"agreement": 0.668, "agreement_non_tie": 0.71}}))
+    (root / "qualify.json").write_text(json.dumps(qualify_json(False)))
     params = Params(tau=3.0, base_model="smollm2-135m-instruct")
     params.judge.pairs = {"alpagasus_vs_full": JudgePair("alpagasus", "full")}
     return ReportInputs(params=params, scores=paths["scores"], pool=paths["pool"],
                         selections={"alpagasus": paths["alpagasus"], "full": paths["full"]},
                         judgments={"alpagasus_vs_full": paths["pair"], "car_vs_full": root / "missing.parquet"},
                         metrics={name: root / f"{name}.json" for name in metrics},
-                        agreement=agreement if with_agreement else None, embeddings=emb)
+                        agreement=agreement if with_agreement else None, embeddings=emb,
+                        qualify=root / "qualify.json")
 
 
 def test_report_files_and_summary(tmp_path):
@@ -113,8 +135,17 @@ def test_selection_analytics_per_arm(tmp_path):
 
 
 def test_markdown_names_models_prompts_and_caveats(tmp_path):
-    build_report(make_inputs(tmp_path), tmp_path / "r")
+    summary = build_report(make_inputs(tmp_path), tmp_path / "r")
     md = (tmp_path / "r/report.md").read_text()
+    # the verdict on the judge leads: make_inputs' qualify.json says it did not beat longer-wins
+    heads = re.findall(r"^##+ (.+)$", md, flags=re.MULTILINE)
+    assert heads[:2] == ["How to read this report", "Judge qualification"]
+    assert "Not qualified." in md and "40.0%" in md and "54.0%" in md  # the judge beside longer-wins
+    judged = [r for r in md.splitlines() if r.startswith("| alpagasus_vs_full |") and "not evidence" in r]
+    assert len(judged) == 2  # vicuna and koala: WS, WR and QS each marked, with their intervals
+    assert all(r.count("not evidence") == 3 and r.count("[") >= 3 for r in judged)
+    assert summary["qualify"]["qualified"] is False
+    assert "| empty | 7 |" in md  # the constructed set's figures per flaw
     assert "How to read this report" in md
     assert "SmolLM2-135M-Instruct" in md and "not meaningful" in md
     assert "local:smollm2-135m-instruct|prompt:0123456789ab" in md.replace("\\|", "|")  # the judge

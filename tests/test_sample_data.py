@@ -25,8 +25,8 @@ def test_generator_is_deterministic_and_matches_the_committed_files(tmp_path):
     result = subprocess.run([sys.executable, str(SAMPLE / "generate.py"), "--out", str(tmp_path)],
                             capture_output=True, text=True, check=True)
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert (summary["pool_rows"], summary["test_items"]) == (300, 40)
-    for name in ("pool.jsonl", "test.jsonl"):
+    assert (summary["pool_rows"], summary["test_items"], summary["judge_pairs"]) == (300, 40, 99)
+    for name in ("pool.jsonl", "test.jsonl", "judge_pairs.jsonl"):
         assert (tmp_path / name).read_bytes() == (SAMPLE / name).read_bytes(), f"{name} differs: rerun generate.py"
 
 

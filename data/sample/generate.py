@@ -1,6 +1,6 @@
 """Write the project's small sample pool and test set (deterministic, offline, no models).
 
-    python data/sample/generate.py            # rewrites data/sample/pool.jsonl and data/sample/test.jsonl
+    python data/sample/generate.py            # rewrites data/sample/{pool,test,judge_pairs}.jsonl
     python data/sample/generate.py --out DIR  # writes them into DIR instead
     python data/sample/generate.py --seed 2024 --out DIR   # another pool of the same kind (a dev set)
 
@@ -17,7 +17,13 @@ and ``_flaw`` names how (the pipeline never reads it; it lets a report check wha
 - ``restates``: the output only repeats the instruction
 
 Clean rows have ``_flaw`` = "". test.jsonl: 40 instructions {id, instruction, input, category} from the same
-templates, none of them in the pool. The same Python version writes the same bytes (tests check this).
+templates, none of them in the pool.
+
+judge_pairs.jsonl: 99 labelled pairs that qualify a pairwise judge (the qualify_judge stage): for every distinct
+flawed pool row, the clean answer to its instruction against the flawed answer the pool holds, so the winner is
+known by construction. {idx, instruction, input, response1, response2, label (1 or 2: the clean side), flaw,
+category}; which side is response1 is a seeded coin flip. None of them is a test item. The same Python version
+writes the same bytes (tests check this).
 """
 
 from __future__ import annotations
@@ -352,12 +358,13 @@ def flawed_output(item: Item, flaw: str, rng: random.Random, items: list[Item]) 
     return rng.choice([full, f"Sure. {item.instruction}", f"You want me to answer this: {full}"])
 
 
-def build(seed: int = SEED) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    rng = random.Random(seed)
+def build(seed: int = SEED) -> tuple[list[dict[str, str]], list[dict[str, str]], list[dict[str, object]]]:
+    """The pool, the test set and the clean-vs-flawed judge pairs."""
+    rng, coin = random.Random(seed), random.Random(seed + 2)
     taken: set[tuple[str, str]] = set()
     items = draw(rng, POOL_ROWS, taken)
     flawed = set(rng.sample(range(POOL_ROWS), POOL_ROWS // 3))
-    pool = []
+    pool, pairs = [], []
     for index, item in enumerate(items):
         flaw = rng.choice(FLAWS) if index in flawed else ""
         if flaw == "truncated" and len(item.output.split()) < 6:
@@ -365,14 +372,20 @@ def build(seed: int = SEED) -> tuple[list[dict[str, str]], list[dict[str, str]]]
         output = flawed_output(item, flaw, rng, items) if flaw else item.output
         pool.append({"instruction": item.instruction, "input": item.input, "output": output,
                      "category": item.category, "_flaw": flaw})
+        if flaw and output != item.output:
+            clean_first = coin.random() < 0.5
+            first, second = (item.output, output) if clean_first else (output, item.output)
+            pairs.append({"idx": len(pairs), "instruction": item.instruction, "input": item.input,
+                          "response1": first, "response2": second, "label": 1 if clean_first else 2,
+                          "flaw": flaw, "category": item.category})
     for source in sorted(rng.sample(range(POOL_ROWS // 2), DUPLICATES)):
         pool.insert(rng.randint(POOL_ROWS // 2, len(pool)), dict(pool[source]))
     tests = [{"id": f"sample-{i:02d}", "instruction": t.instruction, "input": t.input, "category": t.category}
              for i, t in enumerate(draw(random.Random(seed + 1), TEST_ITEMS, taken), start=1)]
-    return pool, tests
+    return pool, tests, pairs
 
 
-def write_jsonl(path: Path, rows: list[dict[str, str]]) -> None:
+def write_jsonl(path: Path, rows: list[dict[str, object]]) -> None:
     path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
 
 
@@ -381,12 +394,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
     parser.add_argument("--seed", type=int, default=SEED, help=f"default {SEED}: the committed sample")
     args = parser.parse_args()
-    pool, tests = build(args.seed)
+    pool, tests, pairs = build(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     write_jsonl(args.out / "pool.jsonl", pool)
     write_jsonl(args.out / "test.jsonl", tests)
+    write_jsonl(args.out / "judge_pairs.jsonl", pairs)
     flawed = sum(bool(row["_flaw"]) for row in pool)
-    print(json.dumps({"pool_rows": len(pool), "flawed": flawed, "test_items": len(tests), "out": str(args.out)}))
+    print(json.dumps({"pool_rows": len(pool), "flawed": flawed, "test_items": len(tests), "judge_pairs": len(pairs),
+                      "out": str(args.out)}))
 
 
 if __name__ == "__main__":

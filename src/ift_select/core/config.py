@@ -50,6 +50,11 @@ def _check(p: Params, path: Path) -> None:
                               f"against the reference: {{a: {pair.b}, b: {REFERENCE}}})")
         if pair.a == pair.b:
             raise ConfigError(f"{path}: judge.pairs.{name} compares {pair.a!r} with itself")
+    if not 0.0 <= p.judge.max_error_rate <= 1.0:
+        raise ConfigError(f"{path}: judge.max_error_rate = {p.judge.max_error_rate} is not a share (0-1)")
+    for name, spec in p.judge.qualify.sets.items():
+        if spec.sample is not None and spec.sample < 1:
+            raise ConfigError(f"{path}: judge.qualify.sets.{name}.sample = {spec.sample} must be >= 1 (null: all)")
 
 
 def _check_arm(p: Params, name: str, arm: ArmSpec, where: str) -> None:

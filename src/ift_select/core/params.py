@@ -173,18 +173,37 @@ class JudgePair:
 
 
 @dataclass
+class PairSet:
+    """A file of labelled response pairs the judge is qualified on (``evaluation.labelled``)."""
+
+    path: str
+    kind: Literal["constructed", "human"] = "constructed"
+    sample: int | None = None  # a seeded random N pairs of the file (None: all)
+    seed: int = 0
+
+
+@dataclass
+class QualifyParams:
+    sets: dict[str, PairSet] = field(default_factory=lambda: {"constructed": PairSet("data/sample/judge_pairs.jsonl")})
+
+
+@dataclass
 class JudgeParams:
     backend: Backend = "local"
     model: str = "smollm2-135m-instruct"
     prompt: str = "prompts/judge_mt_bench_prefill.txt"
+    reference_prompt: str = "prompts/judge_reference_prefill.txt"  # pairs whose side b is `reference`
+    decision: Literal["two_order", "debiased"] = "two_order"
     batch_size: int = 8
     max_new_tokens: int = 24
     min_prob_mass: float = 0.1  # verdict/score tokens need this much probability, else the reply text is parsed
     precision: Precision = "auto"
     max_length: int = 1024
+    max_error_rate: float = 0.05  # the judge and qualify_judge stages fail above this share of failed requests
     openai: OpenAISettings = field(default_factory=OpenAISettings)
     llamacpp: LlamaCppSettings = field(default_factory=LlamaCppSettings)
     pairs: dict[str, JudgePair] = field(default_factory=dict)
+    qualify: QualifyParams = field(default_factory=QualifyParams)
 
 
 @dataclass

@@ -36,7 +36,8 @@ MODULES = {  # stage name -> the module whose STAGES defines it
     "arms": "ift_select.selection.stage", "select": "ift_select.selection.stage",
     "base_model": "ift_select.llm.stage", "train": "ift_select.training.stage",
     "generate": "ift_select.training.stage", "reference": "ift_select.evaluation.stage",
-    "judge": "ift_select.evaluation.stage", "report": "ift_select.reporting.stage",
+    "judge": "ift_select.evaluation.stage", "labelled_pairs": "ift_select.evaluation.stage",
+    "qualify_judge": "ift_select.evaluation.stage", "report": "ift_select.reporting.stage",
 }
 
 

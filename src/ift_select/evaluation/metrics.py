@@ -1,20 +1,19 @@
-"""Win/tie/lose by the paper's two-order rule, WS/WR/QS, bootstrap CI, consistency, categories, LC preference.
+"""Item outcomes, WS/WR/QS with bootstrap intervals, consistency, flips, length, categories.
 
 Per item (one test item of one pair), each order gives a verdict in model terms (``a`` better, ``b`` better,
 ``tie``), read from the ``verdict`` column or, when that is absent or empty, from ``score_a``/``score_b``
-(a tie when they differ by less than ``tie_margin``). The item's outcome for model_a:
+(a tie when they differ by less than ``tie_margin``). The two orders become the item's outcome for model_a
+(win | tie | lose | incomplete) by the judgments' decision rule (``evaluation.decide``: the papers' two-order
+rule, or both-order logprob debiasing). Incomplete items (an order missing, unparsed or failed) are left out of
+``n`` and of every rate, and counted in ``incomplete`` (a judge that cannot answer must not look like one that
+says "tie").
 
-- win: wins both orders, or wins one and ties the other; lose: the mirror; tie: anything else (two ties, or
-  one win and one loss: the judge contradicted itself when the positions were swapped);
-- incomplete: an order is missing, unparsed or failed. Such items are left out of ``n`` and of every rate,
-  and counted in ``incomplete`` (a judge that cannot answer must not look like one that says "tie").
-
-WS = 1 + (win - lose)/n (0..2, 1 = even), WR = win/n, QS = (win + tie)/n; ``ws_ci`` is a seeded percentile
-bootstrap over items. ``consistency`` = share of complete items whose two orders agree. ``first_position_rate``
-= share of readable judgments that favour the answer shown first (0.5-ish for an unbiased judge, ties aside).
-``lc_pref``: the judge's preference for model_a (ties count half) at zero length difference, from a logistic
-regression of the outcome on tanh(length difference / its standard deviation), in the spirit of AlpacaEval's
-length-controlled win rate; ``pref`` is the same preference without the length control. Rows whose
+WS = 1 + (win - lose)/n (0..2, 1 = even), WR = win/n, QS = (win + tie)/n; ``ws_ci``/``wr_ci``/``qs_ci`` come
+from one seeded percentile bootstrap over items. ``consistency`` = share of complete items whose two verdicts
+agree, ``flip_rate`` = 1 - consistency, ``hard_flip_rate`` = share where each order named a different winner.
+``first_position_rate`` = share of readable judgments that favour the answer shown first (ties count in the
+denominator). ``longer_share`` = of the items won or lost with unequal lengths, the share the longer answer
+won. ``win_rate``/``lc_win_rate``: the raw and length-controlled win rate (``evaluation.length``). Rows whose
 ``model_b`` is ``reference`` are vs-reference results (CaR's protocol): model_a against the test set's answers.
 """
 
@@ -29,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 from ift_select.core.errors import DataError
-
+from ift_select.evaluation.decide import DECISIONS, debiased, log_odds, two_order
+from ift_select.evaluation.length import length_controlled, preference
 OUTCOME_VALUE = {"win": 1, "tie": 0, "lose": -1}
 _VERDICTS = {"a": "a", "model_a": "a", "1": "a", "b": "b", "model_b": "b", "2": "b",
              "tie": "tie", "c": "tie", "draw": "tie", "0": "tie"}
@@ -54,30 +54,34 @@ def row_verdicts(judgments: pd.DataFrame, tie_margin: float = 0.5) -> pd.Series:
     return out
 
 
-def _combine(ab: str | None, ba: str | None) -> str:
-    if ab is None or ba is None:
-        return "incomplete"
-    votes = (ab, ba)
-    if "a" in votes and "b" not in votes:
-        return "win"
-    if "b" in votes and "a" not in votes:
-        return "lose"
-    return "tie"
+def decision_of(judgments: pd.DataFrame, decision: str | None = None) -> str:
+    """The decision rule: ``decision`` if given, else the judgments' own ``decision`` column, else two_order."""
+    if decision is None and "decision" in judgments and len(judgments):
+        decision = str(judgments["decision"].iloc[0])
+    decision = decision or "two_order"
+    if decision not in DECISIONS:
+        raise DataError(f"judgments: decision {decision!r} is not one of {', '.join(DECISIONS)}")
+    return decision
 
 
-def item_outcomes(judgments: pd.DataFrame, tie_margin: float = 0.5) -> pd.DataFrame:
-    """One row per (model_a, model_b, test_set, item_id): verdict_ab, verdict_ba, outcome, consistent,
-    category, len_a, len_b (NaN when unknown)."""
+def item_outcomes(judgments: pd.DataFrame, tie_margin: float = 0.5, decision: str | None = None) -> pd.DataFrame:
+    """One row per (model_a, model_b, test_set, item_id): verdict_ab, verdict_ba, margin (mean log-odds of
+    model_a over both orders; NaN without verdict probabilities), outcome, consistent, category, len_a, len_b."""
     missing = [c for c in ("test_set", "item_id", "order") if c not in judgments]
     if missing:
         raise DataError(f"judgments: missing column(s) {', '.join(missing)} (DESIGN.md Judgment schema)")
+    rule = decision_of(judgments, decision)
     frame = judgments.copy()
     frame["item_id"] = frame["item_id"].astype(str)
     for col, default in (("model_a", "a"), ("model_b", "b"), ("category", None), ("len_a", math.nan),
-                         ("len_b", math.nan)):
+                         ("len_b", math.nan), ("prob_a", math.nan), ("prob_b", math.nan)):
         if col not in frame:
             frame[col] = default
     frame["_verdict"] = row_verdicts(frame, tie_margin)
+    ok = frame["_verdict"].notna()
+    frame["_odds"] = [log_odds(a, b) if k else math.nan
+                      for a, b, k in zip(pd.to_numeric(frame["prob_a"], errors="coerce"),
+                                         pd.to_numeric(frame["prob_b"], errors="coerce"), ok)]
     bad_orders = sorted(set(frame["order"].astype(str)) - {"ab", "ba"})
     if bad_orders:
         raise DataError(f"judgments: order must be 'ab' or 'ba', got {bad_orders[0]!r}")
@@ -87,13 +91,18 @@ def item_outcomes(judgments: pd.DataFrame, tie_margin: float = 0.5) -> pd.DataFr
         row = frame[dup].iloc[0]
         raise DataError(f"judgments: item {row['test_set']}/{row['item_id']} judged twice in order {row['order']}")
     wide = frame.pivot(index=key, columns="order", values="_verdict").reindex(columns=["ab", "ba"])
+    odds = frame.pivot(index=key, columns="order", values="_odds").reindex(columns=["ab", "ba"])
     info = frame.groupby(key, sort=False)[["category", "len_a", "len_b"]].first()
     out = wide.join(info).reset_index().rename(columns={"ab": "verdict_ab", "ba": "verdict_ba"})
     out = out.astype({"verdict_ab": object, "verdict_ba": object})
     out = out.where(out.notna(), None) if len(out) else out
-    out["outcome"] = [_combine(a, b) for a, b in zip(out["verdict_ab"], out["verdict_ba"])]
-    out["consistent"] = [None if o == "incomplete" else a == b
-                         for o, a, b in zip(out["outcome"], out["verdict_ab"], out["verdict_ba"])]
+    out["margin"] = odds.mean(axis=1, skipna=False).reindex(pd.MultiIndex.from_frame(out[key])).to_numpy()
+    if rule == "debiased":
+        out["outcome"] = [debiased(a, b, m) for a, b, m in zip(out["verdict_ab"], out["verdict_ba"], out["margin"])]
+    else:
+        out["outcome"] = [two_order(a, b) for a, b in zip(out["verdict_ab"], out["verdict_ba"])]
+    out["consistent"] = [None if a is None or b is None else a == b
+                         for a, b in zip(out["verdict_ab"], out["verdict_ba"])]
     return out
 
 
@@ -107,41 +116,26 @@ def rates(outcomes: pd.Series) -> dict[str, Any]:
             "wr": round(counts["win"] / n, 4), "qs": round((counts["win"] + counts["tie"]) / n, 4)}
 
 
+def rate_intervals(outcomes: pd.Series, bootstrap: int = 1000, ci: float = 0.95,
+                   seed: int = 0) -> dict[str, list[float] | None]:
+    """Percentile bootstrap intervals of WS, WR and QS over items, from the same seeded resamples."""
+    done = outcomes[outcomes != "incomplete"].to_numpy()
+    if len(done) == 0 or bootstrap <= 0:
+        return {"ws_ci": None, "wr_ci": None, "qs_ci": None}
+    idx = np.random.default_rng(seed).integers(0, len(done), size=(bootstrap, len(done)))
+    win = (done == "win")[idx].mean(axis=1)
+    lose = (done == "lose")[idx].mean(axis=1)
+    values = {"ws_ci": 1 + win - lose, "wr_ci": win, "qs_ci": 1 - lose}
+    bounds = [(1 - ci) / 2, 1 - (1 - ci) / 2]
+    return {k: [round(float(q), 4) for q in np.quantile(v, bounds)] for k, v in values.items()}
+
+
 def ws_ci(outcomes: pd.Series, bootstrap: int = 1000, ci: float = 0.95, seed: int = 0) -> list[float] | None:
     """Percentile bootstrap CI of WS over items, seeded (same inputs and seed: same interval)."""
-    values = outcomes[outcomes != "incomplete"].map(OUTCOME_VALUE).to_numpy(dtype=float)
-    if len(values) == 0 or bootstrap <= 0:
-        return None
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(values), size=(bootstrap, len(values)))
-    ws = 1 + values[idx].mean(axis=1)
-    lo, hi = np.quantile(ws, [(1 - ci) / 2, 1 - (1 - ci) / 2])
-    return [round(float(lo), 4), round(float(hi), 4)]
+    return rate_intervals(outcomes, bootstrap, ci, seed)["ws_ci"]
 
 
-def length_controlled(outcomes: pd.DataFrame) -> float | None:
-    """Preference for model_a at zero length difference (ties count half); None without lengths, or when
-    there is nothing to fit (one outcome class only and no length variation)."""
-    done = outcomes[(outcomes["outcome"] != "incomplete")].dropna(subset=["len_a", "len_b"])
-    if len(done) < 2:
-        return None
-    diff = (done["len_a"] - done["len_b"]).to_numpy(dtype=float)
-    scale = diff.std() or 1.0
-    x = np.tanh(diff / scale).reshape(-1, 1)
-    y_win = (done["outcome"] == "win").to_numpy(dtype=float) + 0.5 * (done["outcome"] == "tie").to_numpy()
-    if np.all(y_win == y_win[0]):
-        return round(float(y_win[0]), 4)
-    from sklearn.linear_model import LogisticRegression
-
-    xs = np.vstack([x, x])  # each item twice: as a "model_a better" row with weight y, and "worse" with 1 - y
-    ys = np.concatenate([np.ones(len(x)), np.zeros(len(x))])
-    weights = np.concatenate([y_win, 1 - y_win])
-    keep = weights > 0
-    model = LogisticRegression(C=1.0).fit(xs[keep], ys[keep], sample_weight=weights[keep])
-    return round(float(1 / (1 + math.exp(-model.intercept_[0]))), 4)
-
-
-def _first_position_rate(judgments: pd.DataFrame, verdicts: pd.Series) -> float | None:
+def first_position_rate(judgments: pd.DataFrame, verdicts: pd.Series) -> float | None:
     read = verdicts.notna()
     if not read.any():
         return None
@@ -149,28 +143,55 @@ def _first_position_rate(judgments: pd.DataFrame, verdicts: pd.Series) -> float 
     return round(float(first[read].mean()), 4)
 
 
+def flips(items: pd.DataFrame) -> dict[str, float | None]:
+    """flip_rate (the two orders' verdicts differ) and hard_flip_rate (each order a different winner)."""
+    both = items[items["consistent"].notna()]
+    if both.empty:
+        return {"flip_rate": None, "hard_flip_rate": None}
+    hard = [{a, b} == {"a", "b"} for a, b in zip(both["verdict_ab"], both["verdict_ba"])]
+    return {"flip_rate": round(1 - float(both["consistent"].astype(bool).mean()), 4),
+            "hard_flip_rate": round(float(np.mean(hard)), 4)}
+
+
+def longer_share(winner_is_a: pd.Series, len_a: pd.Series, len_b: pd.Series) -> float | None:
+    """Of the decided items (``winner_is_a`` True/False, None for ties) with unequal lengths, the share won by
+    the longer answer."""
+    decided = winner_is_a.notna() & len_a.notna() & len_b.notna() & (len_a != len_b)
+    if not decided.any():
+        return None
+    longer_won = (winner_is_a[decided].astype(bool)) == (len_a[decided] > len_b[decided])
+    return round(float(longer_won.mean()), 4)
+
+
 def summarize_one(judgments: pd.DataFrame, bootstrap: int = 1000, ci: float = 0.95, seed: int = 0,
-                  tie_margin: float = 0.5) -> dict[str, Any]:
+                  tie_margin: float = 0.5, decision: str | None = None) -> dict[str, Any]:
     """All figures for one pair on one test set."""
-    items = item_outcomes(judgments, tie_margin)
+    rule = decision_of(judgments, decision)
+    items = item_outcomes(judgments, tie_margin, rule)
     verdicts = row_verdicts(judgments, tie_margin)
     complete = items[items["outcome"] != "incomplete"]
     status = judgments["status"].fillna("ok") if "status" in judgments else pd.Series("ok", index=judgments.index)
+    winner = items["outcome"].map({"win": True, "lose": False})
     result: dict[str, Any] = {
         "model_a": str(items["model_a"].iloc[0]) if len(items) else None,
         "model_b": str(items["model_b"].iloc[0]) if len(items) else None,
+        "decision": rule,
         **rates(items["outcome"]),
-        "ws_ci": ws_ci(items["outcome"], bootstrap, ci, seed),
+        **rate_intervals(items["outcome"], bootstrap, ci, seed),
         "consistency": round(float(complete["consistent"].astype(bool).mean()), 4) if len(complete) else None,
+        **flips(items),
+        "longer_share": longer_share(winner, items["len_a"], items["len_b"]),
         "incomplete": int((items["outcome"] == "incomplete").sum()),
         "judgments": int(len(judgments)),
         "unparsed": int((status == "unparsed").sum()),
         "errors": int((status == "error").sum()),
-        "first_position_rate": _first_position_rate(judgments, verdicts),
+        "first_position_rate": first_position_rate(judgments, verdicts),
     }
-    n = result["n"]
-    result["pref"] = round((result["win"] + 0.5 * result["tie"]) / n, 4) if n else None
-    result["lc_pref"] = length_controlled(items)
+    rows = pd.DataFrame({"item_id": judgments["item_id"].astype(str), "order": judgments["order"],
+                         "y": preference(judgments, verdicts, soft=rule == "debiased"),
+                         "len_a": judgments["len_a"] if "len_a" in judgments else math.nan,
+                         "len_b": judgments["len_b"] if "len_b" in judgments else math.nan})
+    result.update(length_controlled(rows, bootstrap, ci, seed))
     for side in ("a", "b"):
         lengths = items[f"len_{side}"].dropna()
         result[f"mean_len_{side}"] = round(float(lengths.mean()), 1) if len(lengths) else None
@@ -181,16 +202,17 @@ def summarize_one(judgments: pd.DataFrame, bootstrap: int = 1000, ci: float = 0.
 
 
 def summarize(judgments: pd.DataFrame, bootstrap: int = 1000, ci: float = 0.95, seed: int = 0,
-              tie_margin: float = 0.5) -> dict[str, dict[str, Any]]:
+              tie_margin: float = 0.5, decision: str | None = None) -> dict[str, dict[str, Any]]:
     """Figures keyed by test set, for a judgments frame of one pair (see ``summarize_pairs`` for several):
-    win, tie, lose, n, ws, wr, qs, ws_ci, consistency, plus incomplete, unparsed, errors, judgments,
-    first_position_rate, pref, lc_pref, mean_len_a/b, vs_reference, categories."""
+    win, tie, lose, n, ws, wr, qs and their intervals, consistency, flip rates, longer_share, incomplete,
+    unparsed, errors, judgments, first_position_rate, win_rate, lc_win_rate (+ interval), mean_len_a/b,
+    vs_reference, categories."""
     pairs = judgments.groupby(["model_a", "model_b"]).ngroups if {"model_a", "model_b"} <= set(judgments) else 1
     if pairs > 1:
         raise DataError(f"judgments hold {pairs} pairs of models: use summarize_pairs")
     if "test_set" not in judgments:
         raise DataError("judgments: missing column test_set (DESIGN.md Judgment schema)")
-    return {str(name): summarize_one(group, bootstrap, ci, seed, tie_margin)
+    return {str(name): summarize_one(group, bootstrap, ci, seed, tie_margin, decision)
             for name, group in judgments.groupby("test_set", sort=True)}
 
 

@@ -233,10 +233,11 @@ def _to_model_terms(reading: Reading, order: str) -> dict[str, object]:
 def judge_pair(gen_a: pd.DataFrame, gen_b: pd.DataFrame, arm_a: str, arm_b: str, backend: Backend,
                template: Template, cache: RequestCache | None, *, tests: pd.DataFrame | None = None,
                max_tokens: int = 24, min_prob_mass: float = 0.1, tie_margin: float = 0.5,
-               orders: Sequence[str] = ORDERS) -> tuple[pd.DataFrame, RunStats]:
+               orders: Sequence[str] = ORDERS, decision: str = "two_order") -> tuple[pd.DataFrame, RunStats]:
     """Judge every item both arms answered, in each of ``orders``. ``tests`` (test items: id, test_set,
     category, reference) adds categories and references. Returns the judgments (one row per item and order,
-    DESIGN.md schema plus method/probabilities/lengths/tokens) and the run's counts."""
+    DESIGN.md schema plus method/probabilities/lengths/tokens/error, and the ``decision`` rule that turns
+    an item's two rows into its outcome) and the run's counts."""
     items = pair_items(gen_a, gen_b, arm_a, arm_b, tests)
     kind = template_kind(template)
     frames, total = [], RunStats()
@@ -256,7 +257,8 @@ def judge_pair(gen_a: pd.DataFrame, gen_b: pd.DataFrame, arm_a: str, arm_b: str,
             "model_a": arm_a, "model_b": arm_b, "order": order, **pd.DataFrame(cols).to_dict("series"),
             "method": [r.method for r in readings], "status": [r.status for r in readings],
             "raw": [prefill_of(q.messages) + r.text for q, r in zip(requests, replies)],
-            "judge": f"{backend.name}|prompt:{template.sha}",
+            "judge": f"{backend.name}|prompt:{template.sha}", "decision": decision,
+            "error": [r.error for r in replies],
             "len_a": items["output_a"].str.len(), "len_b": items["output_b"].str.len(),
             "tokens_in": [r.tokens_in for r in replies], "tokens_out": [r.tokens_out for r in replies],
             "cost_usd": [r.cost_usd for r in replies],

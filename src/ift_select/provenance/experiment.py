@@ -12,7 +12,7 @@ from ift_select.provenance.mlflow_store import key_name
 
 def configured_stages(params: Params) -> set[str]:
     """The metrics-file stems of the stages ``params`` configures (a removed arm's old files are not)."""
-    stems = {"prepare", "score", "embed", "base_model", "report"}
+    stems = {"prepare", "score", "embed", "base_model", "report", "qualify"}
     for arm in params.arms:
         stems |= {f"select_{arm}", f"train_{arm}", f"generate_{arm}"}
     return stems | {f"judge_{pair}" for pair in params.judge.pairs}
@@ -47,13 +47,13 @@ def experiment_metrics(metrics_dir: str | Path = "metrics", params: Params | Non
                 out["pool.rows"] = float(data["pool_rows"])
         elif stage.startswith("select_") and isinstance(data.get("selected"), (int, float)):
             out[f"selected.{stage[len('select_'):]}"] = float(data["selected"])
-        elif stage == "score" or stage.startswith("judge_"):
+        elif stage in ("score", "qualify") or stage.startswith("judge_"):
             kind = "score" if stage == "score" else "judge"
             totals[f"cost.{kind}_usd"] += float(data.get("cost_usd") or 0.0)
             for src, dst in (("tokens_in", f"tokens.{kind}_in"), ("tokens_out", f"tokens.{kind}_out"),
                              ("requests", f"requests.{kind}"), ("cache_hits", f"cache_hits.{kind}")):
                 out[dst] = out.get(dst, 0.0) + float(data.get(src) or 0)
-            if kind == "judge":
+            if stage.startswith("judge_"):
                 pair = data.get("pair") or stage[len("judge_"):]
                 for test_set, figures in (data.get("by_test_set") or {}).items():
                     for name in ("ws", "wr", "qs", "consistency"):

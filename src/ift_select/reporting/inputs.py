@@ -15,8 +15,9 @@ from ift_select.core.params import Params
 @dataclass
 class ReportInputs:
     """Paths the report reads (each optional). ``selections``: arm -> selection parquet; ``judgments``: pair
-    name -> judgments parquet; ``metrics``: stage name -> metrics JSON (metrics/*.json); ``agreement``: the JSON
-    written by ``ift-select judge agreement --out``."""
+    name -> judgments parquet; ``metrics``: stage name -> metrics JSON (metrics/*.json); ``qualify``: the
+    qualify_judge stage's metrics/qualify.json; ``agreement``: the JSON written by ``ift-select judge agreement
+    --out`` (shown when qualify holds no human-labelled set)."""
 
     params: Params
     arms: dict[str, dict[str, Any]] = field(default_factory=dict)  # arm -> resolved settings (data/arms/*.json)
@@ -26,6 +27,7 @@ class ReportInputs:
     judgments: dict[str, Path] = field(default_factory=dict)
     metrics: dict[str, Path] = field(default_factory=dict)
     agreement: Path | None = None
+    qualify: Path | None = None
     embeddings: Path | None = None  # the embed stage's directory: cluster coverage per arm
 
 

@@ -2,7 +2,7 @@
 
     from ift_select.reporting.report import ReportInputs, build_report
     build_report(ReportInputs(params=load_params(), scores=..., pool=..., selections={...}, judgments={...},
-                              metrics={...}, agreement=None), Path("reports"))
+                              metrics={...}, qualify=Path("metrics/qualify.json")), Path("reports"))
 
 Writes, under ``out_dir``: report.md, report.html, figures/*.png (score_hist, selection_*, ws, wtl,
 categories_<pair>, agreement) and plots/*.csv (ws, wtl, score_hist, selection_sizes, selection_balance,
@@ -26,6 +26,7 @@ from ift_select.reporting.sections_data import histogram_section, intro_section,
 from ift_select.reporting.costs import costs_section
 from ift_select.reporting.grader_qualification import grader_qualification_section
 from ift_select.reporting.sections_eval import agreement_section, judging_section
+from ift_select.reporting.sections_qualify import qualification_section
 from ift_select.reporting.selection import selection_analytics
 
 TITLE = "ift-select report: instruction-tuning data selection"
@@ -52,8 +53,10 @@ def build_report(inputs: ReportInputs, out_dir: Path) -> dict[str, Any]:
     judgments = {k: df for k, path in inputs.judgments.items() if (df := read_frame(path, missing)) is not None}
     stage_metrics = {k: m for k, path in inputs.metrics.items() if (m := read_json(path, missing)) is not None}
     agreement = read_json(inputs.agreement, missing)
+    qualify = read_json(inputs.qualify, missing)
 
-    blocks = intro_section(p) + models_section(inputs, scores, judgments, stage_metrics)
+    qualify_blocks, qualify_summary, judge_status = qualification_section(qualify)
+    blocks = intro_section(p) + qualify_blocks + models_section(inputs, scores, judgments, stage_metrics)
     selections = {arm: df for arm, path in inputs.selections.items() if (df := read_frame(path, missing)) is not None}
     sel_blocks, sizes = selection_section(inputs, pool, selections, plot_dir)
     blocks += sel_blocks
@@ -63,8 +66,8 @@ def build_report(inputs: ReportInputs, out_dir: Path) -> dict[str, Any]:
         kept = set(selections[arm]["id"].astype(str)) if arm in selections else None
         hist_blocks, score_summary = histogram_section(scores, pool, kept, tau, plot_dir)
         blocks += hist_blocks
-    qualify_blocks, qualify_summary = grader_qualification_section(stage_metrics)
-    blocks += qualify_blocks
+    grader_blocks, grader_summary = grader_qualification_section(stage_metrics)
+    blocks += grader_blocks
     analytics: dict[str, Any] = {}
     if pool is not None and selections:
         analytics_blocks, analytics = selection_analytics(pool, scores, selections, inputs.embeddings, p, plot_dir,
@@ -77,9 +80,9 @@ def build_report(inputs: ReportInputs, out_dir: Path) -> dict[str, Any]:
         for pair_summary in summarize_pairs(frame, bootstrap=p.report.bootstrap, ci=p.report.ci,
                                             seed=p.seed).values():
             summaries[name] = pair_summary
-    blocks += judging_section(summaries, plot_dir)
+    blocks += judging_section(summaries, plot_dir, {k: judge_status.evidence(df) for k, df in judgments.items()})
     blocks += experiments_section(p, plot_dir)
-    agree_blocks, agree_summary = agreement_section(agreement, f"{p.judge.backend}:{p.judge.model}")
+    agree_blocks, agree_summary = agreement_section(agreement, f"{p.judge.backend}:{p.judge.model}", qualify)
     blocks += agree_blocks + costs_section(stage_metrics)
     if missing:
         blocks += [Heading("Missing inputs"), Para("Not found, left out: " + ", ".join(missing))]
@@ -90,9 +93,10 @@ def build_report(inputs: ReportInputs, out_dir: Path) -> dict[str, Any]:
     write_text(out_dir / "report.md", to_markdown(TITLE, blocks, "figures"))
     write_text(out_dir / "report.html", to_html(TITLE, blocks))
     judge_summary = {pair: {ts: {k: s[k] for k in ("n", "win", "tie", "lose", "ws", "wr", "qs", "consistency",
-                                                   "lc_pref", "incomplete")}
+                                                   "flip_rate", "longer_share", "lc_win_rate", "incomplete")}
                             | {"ws_ci_low": (s["ws_ci"] or [None])[0], "ws_ci_high": (s["ws_ci"] or [None, None])[1]}
                             for ts, s in by_set.items()} for pair, by_set in summaries.items()}
     return {"pool_rows": len(pool) if pool is not None else None, "selection": sizes,
-            "score": score_summary, "grader_qualification": qualify_summary,
-            "judge": judge_summary, "agreement": agree_summary, "figures": len(figures), "missing_inputs": len(missing)}
+            "score": score_summary, "grader_qualification": grader_summary,
+            "judge": judge_summary, "qualify": qualify_summary, "agreement": agree_summary, "figures": len(figures),
+            "missing_inputs": len(missing)}

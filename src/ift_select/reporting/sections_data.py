@@ -25,11 +25,13 @@ def intro_section(p: Params) -> list[Block]:
         "compares two arms' answers to every test item twice, swapping their positions. Per item, an arm wins "
         "if it wins both orders or wins one and ties the other, loses in the mirror case, and ties otherwise. "
         "WS = 1 + (win - lose)/n: 1 means even, above 1 favours the first arm of the pair (up to 2); WR = win/n; "
-        "QS = (win + tie)/n. The interval is a seeded 95% bootstrap over items: when it contains 1, the data do "
-        "not separate the arms. Consistency is the share of items whose two orders agree; a low value means the "
-        "judge follows positions more than answers. 'LC pref' is the judge's preference for the first arm at "
-        "equal answer length (0.5 = even): compare it with 'pref' to see how much of a win is length. "
-        "'incomplete' items (an order unreadable or failed) are left out of n and counted.")]
+        "QS = (win + tie)/n. Intervals are seeded 95% bootstraps over items: when WS's contains 1, the data do "
+        "not separate the arms. The flip rate is the share of items whose verdict changed when the answers "
+        "swapped places; a high value means the judge follows positions more than answers. The LC win rate is "
+        "the first arm's win rate at equal answer length (0.5 = even): compare it with the raw win rate to see "
+        "how much of a win is length. Figures from a judge that did not qualify (see 'Judge qualification') "
+        "are marked not evidence. 'incomplete' items (an order unreadable or failed) are left out of n and "
+        "counted.")]
     why = {"judge": "as a pairwise judge SmolLM2-135M-Instruct mostly follows positions and agrees with people "
                     "at chance level (see 'Judge agreement')",
            "grader": "its 0-5 ratings barely separate clean rows from flawed ones (see 'Grader scores')"}

@@ -25,6 +25,7 @@ def report(params: Params, key: str) -> dict[str, Any]:
         metrics={p.stem: p for p in sorted(Path("metrics").glob("*.json"))},
         params=params,
         embeddings=Path("data/embeddings"),
+        qualify=Path("metrics/qualify.json"),
     )
     summary = build_report(inputs, OUT)
     # The columns `dvc exp show` compares experiments on (params tau/n1/n2/base_model come from params.yaml):
