@@ -126,6 +126,7 @@ def score_pool(
             "id": pool["id"].to_numpy(),
             "score": [r.score for r in ratings],
             "status": [r.status for r in ratings],
+            "error": [rep.error if r.status == "error" else None for r, rep in zip(ratings, replies)],
             "method": [r.method for r in ratings],
             "raw": [rep.text for rep in replies],
             "scorer": scorer,

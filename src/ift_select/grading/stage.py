@@ -36,6 +36,12 @@ def grade(pool: pd.DataFrame, section: ScoreParams, params: Params, cache: Reque
     if problem:
         error = BudgetExceeded if problem.startswith("budget") else IftSelectError
         raise error(problem)
+    if len(scores) and (scores["status"] == "error").all():
+        from ift_select.llm.openai_compat import public_url
+
+        url = getattr(backend, "base_url", None)
+        where = f"{backend.name} at {public_url(url)}" if url else backend.name
+        raise IftSelectError(f"{where}: no row was graded; first error: {scores['error'].iloc[0]}")
     return scores, {**summarize(scores, stats), **info, "grader": backend.name, "prompt": section.prompt}
 
 
