@@ -35,11 +35,20 @@ PRICING = {"gpt-4o-mini": {"input": 0.15, "output": 0.60}, "batch_discount": 0.5
 MODEL = "gpt-4o-mini"
 
 
+def cpu_flags() -> list[str]:
+    """Which of the flags that change CPU speed this machine has (amx_tile, avx512_bf16)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    return [flag for flag in ("amx_tile", "avx512_bf16") if f" {flag}" in text]
+
+
 @contextmanager
-def server(latency: float) -> Iterator[str]:
+def server(latency: float, *options: str) -> Iterator[str]:
     """tests/fake_openai.py in its own process (so it does not share the client's CPU time slice or GIL)."""
-    proc = subprocess.Popen([sys.executable, str(REPO / "tests" / "fake_openai.py"), "--latency", str(latency)],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, str(REPO / "tests" / "fake_openai.py"), "--latency", str(latency),
+                             *options], stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline() if proc.stdout else ""
         if not line.startswith("READY"):

@@ -1,6 +1,7 @@
 """A loopback OpenAI-compatible server for tests and benchmarks (plain asyncio, no framework).
 
     python tests/fake_openai.py --latency 1.0      # prints "READY <port>"; GET /stats gives the counts
+    python tests/fake_openai.py --no-logprobs      # replies without logprobs: graders parse "<n>" (0-5)
 
 - POST /v1/chat/completions: after ``latency`` seconds, a grade that depends only on the request body ("<n>\\n..."),
   with top_logprobs when asked (unless ``logprobs=False``) and usage.
@@ -196,8 +197,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--no-logprobs", action="store_true")
     args = parser.parse_args()
-    server = FakeOpenAI(latency=args.latency)
+    server = FakeOpenAI(latency=args.latency, logprobs=not args.no_logprobs)
     server.port = args.port
     server.start()
     print(f"READY {server.port}", flush=True)

@@ -123,7 +123,24 @@ def main(name: str | None = None, argv: Sequence[str] | None = None) -> None:
         run(stage, key)
     except IftSelectError as exc:
         print(f"error: stage {label}: {exc}", file=sys.stderr)
+        _record_failure(label, str(exc))
         sys.exit(1)
+    except Exception as exc:
+        _record_failure(label, f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _record_failure(label: str, cause: str) -> None:
+    """The failure and its cause on the experiment's MLflow run (under accelerate: by the main process)."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    from ift_select.provenance import tracking
+
+    try:
+        params = load_params()
+    except IftSelectError:
+        params = None
+    tracking.log_failure(label, cause.strip().splitlines()[0] if cause.strip() else cause, params)
 
 
 def all_models_local(params: Params) -> bool:

@@ -12,6 +12,7 @@ from tqdm import tqdm
 from ift_select.core.errors import IftSelectError
 from ift_select.llm.base import Backend, ChatReply, ChatRequest
 from ift_select.llm.cache import RequestCache, request_key
+from ift_select.llm.claims import Claims
 
 
 @dataclass
@@ -61,7 +62,8 @@ def run_requests(
 ) -> tuple[list[ChatReply], RunStats]:
     """Answer ``requests`` in order. Cached replies are reused; each new "ok" reply is committed to the
     cache (and a paid one's charge to the ledger) before it is counted, so a killed run re-sends at most the
-    requests that were in flight."""
+    requests that were in flight. A request asked twice is sent once, and one that another run sharing the
+    cache is sending is waited for, not sent again (``llm.claims``)."""
     start = time.perf_counter()
     stats = RunStats(rows=len(requests))
     identity = backend.identity()
@@ -78,27 +80,57 @@ def run_requests(
             stats.cache_hits += 1
         else:
             missing.append(i)
+    by_key: dict[str, list[int]] = {}
+    for i in missing:
+        by_key.setdefault(keys[i], []).append(i)
 
     bar = tqdm(total=len(missing), desc=desc, unit="req", disable=not missing, leave=False)
 
-    def on_reply(j: int, reply: ChatReply) -> None:
-        i = missing[j]
-        if cache is not None:
-            cache.put(keys[i], backend.name, reply, charge_scope=scope, batch=batch)
-        elif db is not None and scope is not None and reply.cost_usd > 0:
-            db.record(keys[i], scope, reply, batch)
-        replies[i] = reply
-        stats.requests += 1
-        stats.attempts += reply.attempts
-        stats.retries += max(0, reply.attempts - 1)
-        stats.tokens_in += reply.tokens_in
-        stats.tokens_out += reply.tokens_out
-        stats.cost_usd += reply.cost_usd
-        stats.errors += reply.status != "ok"
-        bar.update(1)
+    def from_cache(done: Sequence[str]) -> None:  # answered by another run meanwhile
+        for key in done:
+            reply = cache.get(key) if cache is not None else None
+            for i in by_key[key]:
+                replies[i] = reply
+                stats.cache_hits += reply is not None
+            bar.update(len(by_key[key]))
 
-    if missing:
-        backend.complete([requests[i] for i in missing], on_reply)
+    def send(todo: Sequence[str]) -> None:
+        def on_reply(j: int, reply: ChatReply) -> None:
+            key = todo[j]
+            if cache is not None:
+                cache.put(key, backend.name, reply, charge_scope=scope, batch=batch)
+            elif db is not None and scope is not None and reply.cost_usd > 0:
+                db.record(key, scope, reply, batch)
+            for i in by_key[key]:
+                replies[i] = reply
+            stats.requests += 1
+            stats.attempts += reply.attempts
+            stats.retries += max(0, reply.attempts - 1)
+            stats.tokens_in += reply.tokens_in
+            stats.tokens_out += reply.tokens_out
+            stats.cost_usd += reply.cost_usd
+            stats.errors += (reply.status != "ok") * len(by_key[key])
+            stats.cache_hits += len(by_key[key]) - 1
+            bar.update(len(by_key[key]))
+
+        backend.complete([requests[by_key[k][0]] for k in todo], on_reply)
+
+    claims = Claims(cache.path) if cache is not None and by_key else None
+    try:
+        todo = list(by_key)
+        while todo:  # without a cache: one round; with one, until no other run holds what is left
+            if claims is None:
+                send(todo)
+                break
+            mine, answered, theirs = claims.claim(todo)
+            from_cache(answered)
+            if mine:
+                send(mine)
+            answered, todo = claims.wait(theirs)
+            from_cache(answered)
+    finally:
+        if claims is not None:
+            claims.close()
     bar.close()
     for i in missing:
         if replies[i] is None:  # the backend stopped early (e.g. budget): record, never invent a reply

@@ -26,6 +26,10 @@ What is recorded:
   ``evaluation`` for generate's tests), each with ``digest`` = the DVC md5; the train stage also logs
   ``lineage.json`` as an artifact and ``lineage.<link>.md5`` tags (``ift-select lineage --run-id``).
 
+A stage that fails is recorded too (``log_failure``): a nested run with status FAILED and tag ``error`` = the
+one-line cause the stage printed, and on the parent run status FAILED with tags ``ift_select.failed_stage``
+and ``ift_select.error``; they are cleared when that stage later succeeds for the same experiment.
+
 A tracking failure never fails a stage whose outputs are written: it is reported on stderr as one line.
 """
 
@@ -47,6 +51,7 @@ from ift_select.provenance.mlflow_store import (EXP_TAG, KIND_TAG, _now_ms, _pla
                                                  params_dict, parent_run_id, source_commit)
 
 LINEAGE_ARTIFACT = "lineage.json"
+FAILED_STAGE_TAG, ERROR_TAG = "ift_select.failed_stage", "ift_select.error"
 _NOT_DATA = ("stages/", "src/", "prompts/", "configs/", "metrics/", "models/", "reports/")
 _DATA_SUFFIXES = {".parquet", ".json", ".jsonl", ".csv"}
 _PREFIXES = {"selected": "selection", "generations": "generations", "judgments": "judgments", "tests": "tests"}
@@ -147,10 +152,45 @@ def log_stage(address: str, params: Params, metrics: dict[str, Any], artifacts: 
         with _store_lock():
             return _log_stage(address, params, metrics, list(artifacts), experiment, extra_params or {})
     except Exception as exc:  # noqa: BLE001 -- the stage's outputs are written; say why the record is not
-        cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"warning: stage {address}: MLflow record not written ({type(exc).__name__}: {cause[:300]})",
-              file=sys.stderr)
+        _warn(address, exc)
         return None
+
+
+def _warn(address: str, exc: Exception) -> None:
+    cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    print(f"warning: stage {address}: MLflow record not written ({type(exc).__name__}: {cause[:300]})",
+          file=sys.stderr)
+
+
+def log_failure(address: str, cause: str, params: Params | None = None) -> str | None:
+    """Record that stage ``address`` failed with ``cause`` (see the module docstring); returns the nested
+    run's id, None when tracking failed (reported on stderr)."""
+    try:
+        with _store_lock():
+            mlflow, experiment_id = connect(params)
+            parent = parent_run_id(mlflow, experiment_id)
+            commit = source_commit()
+            client = mlflow.MlflowClient()
+            run = client.create_run(experiment_id, run_name=address, tags={
+                EXP_TAG: experiment_key(), KIND_TAG: "stage", "stage": address, "error": cause[:5000],
+                "git_commit": commit, "mlflow.parentRunId": parent,
+                "dvc_exp_name": os.environ.get("DVC_EXP_NAME", "")})
+            client.set_terminated(run.info.run_id, status="FAILED")
+            client.set_tag(parent, FAILED_STAGE_TAG, address)
+            client.set_tag(parent, ERROR_TAG, f"{address}: {cause}"[:5000])
+            client.set_terminated(parent, status="FAILED")
+            return run.info.run_id
+    except Exception as exc:  # noqa: BLE001 -- the stage has failed already; tracking must not hide why
+        _warn(address, exc)
+        return None
+
+
+def _clear_failure(mlflow, parent: str, address: str) -> None:
+    client = mlflow.MlflowClient()
+    if client.get_run(parent).data.tags.get(FAILED_STAGE_TAG) == address:
+        client.delete_tag(parent, FAILED_STAGE_TAG)
+        client.delete_tag(parent, ERROR_TAG)
+        client.set_terminated(parent, status="FINISHED")
 
 
 def _log_stage(address: str, params: Params, metrics: dict[str, Any], artifacts: list[str | Path],
@@ -182,6 +222,7 @@ def _log_stage(address: str, params: Params, metrics: dict[str, Any], artifacts:
             if Path(path).exists():
                 client.log_artifact(run.info.run_id, str(path))
         run_id = run.info.run_id
+    _clear_failure(mlflow, parent, address)
     if experiment:
         _log_parent(mlflow, parent, address, params, values, own_outs, artifacts)
     return run_id
