@@ -79,7 +79,8 @@ def test_agreement_command_with_tiny_local_judge(human_path, tmp_path):
         "--batch-size", "6", "--no-cache", "--params", str(tmp_path / "none.yaml"), "--out", str(out)])
     assert result.exit_code == 0, result.output
     last = json.loads(result.output.strip().splitlines()[-1])
-    assert last["n"] == 3 and last["requests"] == 6 and last["rows"] == 6  # 3 pairs x 2 orders
+    # 3 pairs x 2 orders; a pair whose two responses are equal asks the same prompt twice, and it is sent once
+    assert last["n"] == 3 and last["rows"] == 6 and 3 <= last["requests"] <= 6
     for key in ("agreement", "kappa", "baseline", "n", "seconds", "first_position_rate", "gpt35"):
         assert key in last
     assert 0.0 <= last["agreement"] <= 1.0

@@ -185,7 +185,7 @@ def endpoint(backend: Backend) -> str:
     url = getattr(backend, "base_url", None)
     if not url:
         return backend.name
-    from ift_select.llm.openai_compat import public_url
+    from ift_select.llm.urls import public_url
 
     return f"{backend.name} at {public_url(url)}"
 
