@@ -19,6 +19,21 @@ sys.path.insert(0, str(REPO / "src"))
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH")) if p)
 
 
+# Under pytest-xdist (`make test` runs two workers), tests that share one expensive repository run on the
+# same worker, so each session fixture is built once: the audit repository (API grader and judge, built by
+# audit_repo.baseline) and the traced tiny pipeline (audited_pipeline).
+XDIST_GROUPS = {"audit": ("test_key_never_leaks_pipeline", "test_tracking", "test_lineage", "test_queue"),
+                "pipeline": ("test_dvc_deps", "test_pipeline_e2e")}
+
+
+def pytest_collection_modifyitems(config, items):
+    group_of = {module: group for group, modules in XDIST_GROUPS.items() for module in modules}
+    for item in items:
+        group = group_of.get(item.path.stem)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture
 def shared_data():
     """Path to ../shared/data; tests that need a file skip naming it when it is absent (a user's clone)."""

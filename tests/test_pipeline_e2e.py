@@ -192,7 +192,7 @@ def test_queued_tau_sweep_and_compare(repo, tmp_path):
     taus = sorted({round(float(scores.quantile(q)), 4) for q in (0.2, 0.5, 0.8)})
     assert len(taus) == 3
     dvc(root, "exp", "run", "--queue", "-S", "tau=" + ",".join(str(t) for t in taus))
-    dvc(root, "queue", "start", "-j", "1")
+    dvc(root, "queue", "start", "-j", "2")
     run(["timeout", "1200", sys.executable, "-m", "dvc", "queue", "logs", "--follow", _last_queued(root)], root,
         pipeline_env(root), check=False)
     _wait_for_queue(root)

@@ -79,7 +79,9 @@ def test_params_flattened_from_params_yaml(repo, workspace_run):
     assert logged["train.lora.target_modules"] == json.dumps(flat["train.lora.target_modules"])
     assert len(logged) == len(flat)
     # each stage: exactly the params.yaml keys it declares in dvc.yaml
-    assert set(stages["select@alpagasus"].data.params) >= {"tau", "select.alpagasus.column"}
+    # arms resolves each arm (tau, select.alpagasus.column); select@<arm> records the arm it selected for
+    assert set(stages["arms"].data.params) >= {"tau", "select.alpagasus.column", "arms.alpagasus.method"}
+    assert set(stages["select@alpagasus"].data.params) >= {"arm.method", "arm.tau", "arm.column"}
     assert "n1" not in stages["select@alpagasus"].data.params
     assert stages["train@full"].data.params["train.lr"] == str(raw["train"]["lr"])
 
@@ -97,9 +99,12 @@ def test_metrics_sizes_scores_costs_tokens_seconds(repo, workspace_run):
         assert m[f"{name}.{PAIR}.tiny"] == pytest.approx(judge["by_test_set"]["tiny"][name])
     score = json.loads((repo / "metrics/score.json").read_text())
     assert m["cost.score_usd"] == pytest.approx(score["cost_usd"]) and score["cost_usd"] > 0
-    assert m["cost.judge_usd"] == pytest.approx(judge["cost_usd"]) and judge["cost_usd"] > 0
-    assert m["cost.total_usd"] == pytest.approx(score["cost_usd"] + judge["cost_usd"], abs=1e-6)
-    assert m["tokens.score_in"] == score["tokens_in"] > 0 and m["tokens.judge_out"] == judge["tokens_out"] > 0
+    qualify = json.loads((repo / "metrics/qualify.json").read_text())  # the judge's qualification is paid too
+    judged = judge["cost_usd"] + qualify["cost_usd"]
+    assert m["cost.judge_usd"] == pytest.approx(judged) and judge["cost_usd"] > 0 and qualify["cost_usd"] > 0
+    assert m["cost.total_usd"] == pytest.approx(score["cost_usd"] + judged, abs=1e-6)
+    assert m["tokens.score_in"] == score["tokens_in"] > 0
+    assert m["tokens.judge_out"] == judge["tokens_out"] + qualify["tokens_out"] > 0
     assert stages["score"].data.metrics["seconds"] > 0 and stages["score"].data.metrics["requests"] == 36
 
 
@@ -116,7 +121,8 @@ def test_datasets_carry_the_dvc_md5(repo, workspace_run):
 
     logged = inputs(parent)
     expected = {"pool": "data/prepared/pool.parquet", "scores": "data/scores/scores.parquet",
-                "tests_tiny": "data/prepared/tests/tiny.parquet",
+                **{f"tests_{t}": f"data/prepared/tests/{t}.parquet"
+                   for t in yaml.safe_load((repo / "params.yaml").read_text())["data"]["test_sets"]},
                 **{f"selection_{a}": f"data/selected/{a}.parquet" for a in ARMS}}
     assert set(logged) == set(expected)
     for name, path in expected.items():
@@ -169,7 +175,7 @@ def test_exp_run_temp_lands_in_the_main_repository(repo, tmp_path):
     # (the judge reruns only if the tiny model's answers changed)
     assert {"arms", "select@alpagasus", "train@alpagasus", "generate@alpagasus", "report"} <= set(stages)
     assert set(stages) <= {"arms", "select@alpagasus", "train@alpagasus", "generate@alpagasus", f"judge@{PAIR}",
-                           "report"}
+                           "qualify_grader", "report"}  # qualify_grader measures the selections
     # the experiment's own dvc.lock (in its git commit) matches what its runs recorded
     exp_lock = yaml.safe_load(git(root, "show", f"{_exp_ref(root, name)}:dvc.lock"))["stages"]
     sel = next(o["md5"] for o in exp_lock["select@alpagasus"]["outs"] if o["path"] == "data/selected/alpagasus.parquet")

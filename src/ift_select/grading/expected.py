@@ -104,7 +104,7 @@ class RowState:
 
 
 def first_digit(request: ChatRequest, reply: ChatReply) -> RowState | None:
-    """The score digit's distribution: at the first generated digit (positions), else the first token."""
+    """The score digit's distribution: at the first generated digit (positions), else at the first token."""
     if reply.status != "ok":
         return None
     if reply.positions is None:
@@ -119,7 +119,8 @@ def first_digit(request: ChatRequest, reply: ChatReply) -> RowState | None:
                 fraction = normalised(_sum(after[1][1], FRACTIONS)) if after[0][0].strip() == "." and len(after) > 1 else None
                 state.conts[state.written] = Continuation(p_dot, direct, fraction)
             return state
-    return None
+    # no digit was generated: the first token's probabilities over the score tokens, where the backend read them
+    return RowState(request, "", _sum(reply.token_probs, SCALE), None) if reply.token_probs else None
 
 
 def follow_up(state: RowState, text: str, score_tokens: tuple[str, ...], max_tokens: int) -> ChatRequest:

@@ -12,7 +12,8 @@ from ift_select.provenance.mlflow_store import key_name
 
 def configured_stages(params: Params) -> set[str]:
     """The metrics-file stems of the stages ``params`` configures (a removed arm's old files are not)."""
-    stems = {"prepare", "score", "embed", "base_model", "report", "qualify"}
+    stems = {"prepare", "score", "embed", "base_model", "report", "qualify", "qualify_grader"}
+    stems |= {f"qualify_pairs_{name}" for name in params.qualify_grader.pairs}
     for arm in params.arms:
         stems |= {f"select_{arm}", f"train_{arm}", f"generate_{arm}"}
     return stems | {f"judge_{pair}" for pair in params.judge.pairs}
@@ -47,8 +48,8 @@ def experiment_metrics(metrics_dir: str | Path = "metrics", params: Params | Non
                 out["pool.rows"] = float(data["pool_rows"])
         elif stage.startswith("select_") and isinstance(data.get("selected"), (int, float)):
             out[f"selected.{stage[len('select_'):]}"] = float(data["selected"])
-        elif stage in ("score", "qualify") or stage.startswith("judge_"):
-            kind = "score" if stage == "score" else "judge"
+        elif stage in ("score", "qualify") or stage.startswith(("judge_", "qualify_pairs_")):
+            kind = "judge" if stage == "qualify" or stage.startswith("judge_") else "score"  # who was paid
             totals[f"cost.{kind}_usd"] += float(data.get("cost_usd") or 0.0)
             for src, dst in (("tokens_in", f"tokens.{kind}_in"), ("tokens_out", f"tokens.{kind}_out"),
                              ("requests", f"requests.{kind}"), ("cache_hits", f"cache_hits.{kind}")):

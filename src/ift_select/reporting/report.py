@@ -92,8 +92,8 @@ def build_report(inputs: ReportInputs, out_dir: Path) -> dict[str, Any]:
         write_with(fig_dir / fig.name, lambda tmp, png=fig.png: tmp.write_bytes(png))
     write_text(out_dir / "report.md", to_markdown(TITLE, blocks, "figures"))
     write_text(out_dir / "report.html", to_html(TITLE, blocks))
-    judge_summary = {pair: {ts: {k: s[k] for k in ("n", "win", "tie", "lose", "ws", "wr", "qs", "consistency",
-                                                   "flip_rate", "longer_share", "lc_win_rate", "incomplete")}
+    # The figures `dvc exp show` compares; flip rate, longer share, consistency: metrics/judge_<pair>.json
+    judge_summary = {pair: {ts: {k: s[k] for k in ("n", "win", "tie", "lose", "ws", "wr", "qs", "lc_win_rate")}
                             | {"ws_ci_low": (s["ws_ci"] or [None])[0], "ws_ci_high": (s["ws_ci"] or [None, None])[1]}
                             for ts, s in by_set.items()} for pair, by_set in summaries.items()}
     return {"pool_rows": len(pool) if pool is not None else None, "selection": sizes,
