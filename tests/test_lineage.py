@@ -57,7 +57,8 @@ def test_lineage_prints_the_chain_with_dvc_hashes(repo):
                         ("select@alpagasus", "data/selected/alpagasus.parquet"), ("base_model", "models/base")):
         assert f"{path} md5 {lock_md5(repo, stage, path)}" in text, (path, text)
     rows = len(pd.read_parquet(repo / "data/selected/alpagasus.parquet"))
-    assert f"rows {rows} (score >= {params['tau']:g}; tau={params['tau']} column=score)" in text
+    column = params["select"]["alpagasus"]["column"]
+    assert f"rows {rows} ({column} >= {params['tau']:g}; tau={params['tau']} column={column})" in text
     assert "grader gpt-4o-mini prompt prompts/alpagasus_rating.txt (md5 " in text
     assert f"base model {params['base_model']} (" in text and f"lr={params['train']['lr']}" in text
     record = json.loads((repo / "models/alpagasus/lineage.json").read_text())
