@@ -19,6 +19,7 @@ the failed experiment sends exactly the requests that had never been answered.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sqlite3
 import sys
@@ -45,6 +46,16 @@ VOLATILE = {"seconds", "requests", "cache_hits", "cost_usd", "cost_usd_total", "
             "seconds_per_pair", "results_cost_usd",
             "figures"}  # the report plots the experiments MLflow holds so far: more in a queue than alone
 FIGURES: dict[str, Any] = {}
+
+
+def report_figures(what: str) -> None:
+    """The figures on stderr and, when IFT_SELECT_TEST_FIGURES names a file, appended to it as a JSON line
+    (pytest keeps a passing test's stderr to itself)."""
+    print(f"{what}: {FIGURES}", file=sys.stderr)
+    target = os.environ.get("IFT_SELECT_TEST_FIGURES")
+    if target:
+        with open(target, "a", encoding="utf-8") as out:
+            out.write(json.dumps({"test": "test_queue", "what": what, **FIGURES}) + "\n")
 
 
 def closed_port() -> int:
@@ -208,7 +219,7 @@ def test_the_shared_cache_is_intact_and_no_request_was_paid_twice(queued):
     assert sum(m["requests"] for m in scores) == 36 and all(m["requests"] + m["cache_hits"] == 36 for m in scores)
     FIGURES.update(sent=sent, cached=cached, paid_twice=sum(n - 1 for n in attempts.values()),
                    score_requests={name: figures[name]["score"]["requests"] for name in TAUS})
-    print(f"queue of {len(QUEUE)} at -j 2: {FIGURES}", file=sys.stderr)
+    report_figures(f"queue of {len(QUEUE)} at -j 2")
 
 
 def test_results_equal_those_of_the_experiments_run_one_at_a_time(queued):
@@ -248,4 +259,4 @@ def test_a_rerun_with_the_endpoint_back_pays_only_for_what_is_missing(queued):
     assert judge["requests"] + judge["cache_hits"] == judge["rows"]
     FIGURES.update(rerun_score_requests=score["requests"], rerun_judge_requests=judge["requests"],
                    rerun_judge_cache_hits=judge["cache_hits"])
-    print(f"rerun of {DOWN}: {FIGURES}", file=sys.stderr)
+    report_figures(f"rerun of {DOWN}")
