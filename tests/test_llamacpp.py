@@ -146,7 +146,8 @@ def test_the_openai_backend_reads_the_same_server_alike(backend, repo_root):
     plain = make_backend("openai", model="any", base_url=backend.start().base_url, prefill="send",
                          api_key_env="IFT_TEST_UNSET_KEY")
     (direct,), _ = run_requests(plain, [request], None)
-    assert direct.text == managed.text and direct.token_probs == pytest.approx(managed.token_probs)
+    # llama.cpp answers the repeat from its prompt cache, whose batch shapes move quantised logits a little
+    assert direct.text == managed.text and direct.token_probs == pytest.approx(managed.token_probs, abs=0.02)
 
 
 def test_identity_covers_model_ctx_template_and_engine(tmp_path, monkeypatch):
