@@ -58,7 +58,9 @@ def test_lineage_prints_the_chain_with_dvc_hashes(repo):
         assert f"{path} md5 {lock_md5(repo, stage, path)}" in text, (path, text)
     rows = len(pd.read_parquet(repo / "data/selected/alpagasus.parquet"))
     column = params["select"]["alpagasus"]["column"]
-    assert f"rows {rows} ({column} >= {params['tau']:g}; tau={params['tau']} column={column})" in text
+    (line,) = [ln for ln in text.splitlines() if ln.strip().startswith("selection ")]
+    assert f"rows {rows} ({column} >= {params['tau']:g};" in line, line
+    assert f" tau={params['tau']}" in line and f" column={column}" in line, line
     assert "grader gpt-4o-mini prompt prompts/alpagasus_rating.txt (md5 " in text
     assert f"base model {params['base_model']} (" in text and f"lr={params['train']['lr']}" in text
     record = json.loads((repo / "models/alpagasus/lineage.json").read_text())

@@ -201,7 +201,7 @@ def _exp_ref(root, name: str) -> str:
 
 
 def test_dvc_exp_show_has_the_comparison_columns(repo):
-    shown = dvc(repo, "exp", "show").stdout  # no flags: what a user sees
+    shown = dvc(repo, "exp", "show", COLUMNS="400").stdout  # no flags: what a user sees in a wide terminal
     header = " ".join(shown.splitlines()[:6])
     for column in ("tau", "n1", "n2", "base_model"):
         assert column in header, (column, shown[:2000])
