@@ -13,7 +13,8 @@ Checked: the good experiments finish and each has its MLflow run under its own n
 `dvc queue status`, `dvc exp show` and MLflow with its cause; the cache passes `PRAGMA integrity_check` and
 the server saw every request body once; selections, judgments and metrics equal those of the same
 experiments run one at a time (two of the three, in a copy of the repository with its own cache); with the
-endpoint back, a rerun of the failed experiment sends exactly the requests that had never been answered.
+endpoint back, a rerun of the failed experiment sends exactly the requests that had never been answered; and
+`ift-select compare` reads the sweep back from MLflow: WS with its interval against tau (the threshold ablation).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import mlflow
 import pytest
 import yaml
 
-from audit_repo import PAIR, AuditServer, baseline, commit_all, copy_repo, dvc, git
+from audit_repo import PAIR, AuditServer, baseline, commit_all, copy_repo, dvc, env, git, run
 
 pytestmark = pytest.mark.slow
 
@@ -261,3 +262,18 @@ def test_a_rerun_with_the_endpoint_back_pays_only_for_what_is_missing(queued):
     FIGURES.update(rerun_score_requests=score["requests"], rerun_judge_requests=judge["requests"],
                    rerun_judge_cache_hits=judge["cache_hits"])
     report_figures(f"rerun of {DOWN}")
+
+
+def test_compare_draws_ws_against_the_swept_tau(queued, tmp_path):
+    """The queued sweep is AlpaGasus' threshold ablation: one point per experiment, WS and its interval."""
+    root = queued["root"]
+    figure = tmp_path / "compare.png"
+    done = run([sys.executable, "-m", "ift_select.cli", "compare", "--param", "tau", "--out", str(figure)], root,
+               env(root))
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    by_name = {p["experiment"]: p for p in result["points"]}
+    assert result["pair"] == PAIR and DOWN not in by_name  # the failed experiment has no WS to draw
+    for name, tau in TAUS.items():
+        point = by_name[name]
+        assert point["tau"] == float(tau) and point["ws_low"] <= point["ws"] <= point["ws_high"], point
+    assert figure.stat().st_size > 0 and len(figure.with_suffix(".csv").read_text().splitlines()) > len(TAUS)

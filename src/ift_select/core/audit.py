@@ -39,7 +39,7 @@ def trace_if_auditing(label: str) -> None:
         raise ConfigError(f"{ENV_DIR} is set but strace is not installed (apt-get install strace)")
     out = Path(directory) / f"{label}.strace"
     out.parent.mkdir(parents=True, exist_ok=True)
-    command = [strace, "-f", "-qq", "-y", "-e", "trace=open,openat,openat2", "-e", "signal=none", "-o", str(out),
+    command = [strace, "--seccomp-bpf", "-f", "-qq", "-y", "-e", "trace=open,openat,openat2", "-e", "signal=none", "-o", str(out),
                sys.executable, *sys.orig_argv[1:]]
     sys.exit(subprocess.run(command, env={**os.environ, ENV_TRACED: "1"}).returncode)
 

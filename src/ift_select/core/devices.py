@@ -19,9 +19,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+from typing import TYPE_CHECKING
 
 from ift_select.core.errors import ConfigError
+
+if TYPE_CHECKING:  # torch loads on first use: stages that never touch a tensor skip its 3-second import
+    import torch
 
 PRECISIONS = ("auto", "bf16", "fp32")
 CPU_FLAGS = ("amx_tile", "amx_bf16", "avx512_bf16", "avx512f", "avx2")
@@ -40,11 +43,15 @@ _CHOICES: dict[str, Choice] = {}
 
 
 def device() -> torch.device:
+    import torch
+
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def cpu_model_and_flags() -> tuple[str, tuple[str, ...]]:
     """The CPU's model name and which of ``CPU_FLAGS`` it reports (Linux /proc/cpuinfo; else torch's probes)."""
+    import torch
+
     try:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -73,6 +80,8 @@ def _probe_file() -> Path:
 
 def measure_bf16_speedup(repeats: int = 3) -> float:
     """fp32 time / bf16-autocast time of a Linear on this CPU (the best of ``repeats``; > 1: bf16 is faster)."""
+    import torch
+
     n, k, m = PROBE_SHAPE
     torch.manual_seed(0)
     layer, x = torch.nn.Linear(k, m), torch.randn(n, k)
@@ -93,6 +102,8 @@ def measure_bf16_speedup(repeats: int = 3) -> float:
 
 def probed(model: str, flags: tuple[str, ...], measure: Callable[[], float] = measure_bf16_speedup) -> float:
     """The measured bf16 speed-up for this CPU and torch version, from the per-machine cache when present."""
+    import torch
+
     key = hashlib.sha256(json.dumps([model, flags, torch.__version__]).encode()).hexdigest()[:16]
     path = _probe_file()
     try:
@@ -122,6 +133,8 @@ def cpu_choice(model: str, flags: tuple[str, ...], measure: Callable[[], float] 
 
 @functools.lru_cache(maxsize=1)
 def _auto() -> Choice:
+    import torch
+
     if torch.cuda.is_available():
         return Choice("auto", torch.cuda.is_bf16_supported(), "CUDA")
     return cpu_choice(*cpu_model_and_flags())
@@ -148,6 +161,8 @@ def choices() -> dict[str, dict[str, object]]:
 @contextlib.contextmanager
 def autocast(precision: str) -> Iterator[None]:
     """bf16 autocast on the current device when ``precision`` allows it; a no-op otherwise."""
+    import torch
+
     if use_bf16(precision):
         with torch.autocast(device().type, dtype=torch.bfloat16):
             yield

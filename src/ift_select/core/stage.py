@@ -114,12 +114,12 @@ def main(name: str | None = None, argv: Sequence[str] | None = None) -> None:
                   file=sys.stderr)
             sys.exit(2)
         name = args.pop(0)
-    label = name
+    label = f"{name}@{args[0]}" if args else name
     try:
+        audit.trace_if_auditing(label)  # before the stage's module loads: the traced run loads it again
         stage = lookup(name)
         key = args[0] if stage.keyed and args else ""
         label = stage.address(key) if key else name
-        audit.trace_if_auditing(label)
         run(stage, key)
     except IftSelectError as exc:
         print(f"error: stage {label}: {exc}", file=sys.stderr)

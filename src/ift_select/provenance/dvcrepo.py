@@ -12,11 +12,11 @@ Outside a DVC repository ``stage_spec`` is None and ``dvc_hash`` hashes without 
 from __future__ import annotations
 
 import functools
+import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-
 
 
 @dataclass
@@ -80,11 +80,49 @@ def _spec(stage: Any, root: str) -> StageSpec:
 
 
 def stages(root: str | Path | None = None) -> dict[str, StageSpec]:
-    """Every stage of the repository's dvc.yaml, by address; {} outside a DVC repository."""
+    """Every stage of the repository's dvc.yaml, by address; {} outside a DVC repository.
+
+    DVC resolves the stages once per content of dvc.yaml and the params files it interpolates from; the
+    result is kept in DVC's temporary directory (``.dvc/tmp/ift-select-stages/<key>.json``), so the thirty-odd stages of a run
+    do not each pay DVC's two-second index load for the same answer."""
     dvc = repo(root)
     if dvc is None:
         return {}
-    return {s.name: _spec(s, dvc.root_dir) for s in dvc.index.stages if s.cmd}
+    memo = _memo_path(Path(dvc.root_dir), Path(dvc.tmp_dir))
+    if memo is not None and memo.exists():
+        try:
+            return {name: StageSpec(**spec) for name, spec in json.loads(memo.read_text()).items()}
+        except (ValueError, TypeError):  # a file from another version of StageSpec: resolve again
+            pass
+    found = {s.name: _spec(s, dvc.root_dir) for s in dvc.index.stages if s.cmd}
+    if memo is not None:
+        from ift_select.core.io import write_json
+
+        write_json(memo, {name: asdict(spec) for name, spec in found.items()})
+    return found
+
+
+def _memo_path(root: Path, tmp_dir: Path) -> Path | None:
+    """Where the resolved stages of ``root`` are kept, keyed by DVC's version and the bytes of dvc.yaml and of
+    every params file its ``vars`` name (None when dvc.yaml cannot be read)."""
+    import hashlib
+
+    import dvc
+    import yaml
+
+    try:
+        text = (root / "dvc.yaml").read_bytes()
+        pipeline = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    named = [v for v in pipeline.get("vars") or [] if isinstance(v, str)]
+    named += [v for stage in (pipeline.get("stages") or {}).values() if isinstance(stage, dict)
+              for v in stage.get("vars") or [] if isinstance(v, str)]
+    digest = hashlib.sha256(f"{dvc.__version__}\0".encode() + text)
+    for name in ["params.yaml", *named]:
+        path = root / name.split(":", 1)[0]
+        digest.update(b"\0" + name.encode() + b"\0" + (path.read_bytes() if path.is_file() else b""))
+    return tmp_dir / "ift-select-stages" / f"{digest.hexdigest()[:32]}.json"
 
 
 def stage_spec(address: str, root: str | Path | None = None) -> StageSpec | None:
