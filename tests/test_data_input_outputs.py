@@ -130,6 +130,16 @@ def test_prepare_outputs_honour_the_umask(inputs, monkeypatch, umask, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["pool.parquet", "tests"]  # no temporary left
 
 
+def test_model_directories_honour_the_umask(tmp_path, umask):
+    """The base_model stage's directory (llm.models.materialize), written beside its target and swapped in."""
+    from ift_select.llm.models import materialize
+
+    umask(0o027)
+    materialize("tiny-random-llama", tmp_path / "base")
+    assert mode(tmp_path / "base") == 0o750 and mode(tmp_path / "base" / "config.json") == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["base"]  # no temporary left
+
+
 def test_atomic_dir_failure_keeps_the_old_directory(tmp_path):
     target = tmp_path / "d"
     target.mkdir()

@@ -3,9 +3,6 @@ saving a model directory, and the settings dataclass."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +12,7 @@ import pandas as pd
 
 from ift_select.core.devices import use_bf16
 from ift_select.core.errors import ConfigError, DataError
+from ift_select.core.io import atomic_dir
 
 from ift_select.grading.iqs import (POOLINGS, IQSModel, label_pairs, pairwise_figures, read_labels,
                                    same_instruction, score_texts)
@@ -55,15 +53,8 @@ def validate(model: IQSModel, valid: pd.DataFrame, pairs: list[tuple[int, int]],
 def save_dir(model: IQSModel, out: Path, record: dict[str, Any], reference: dict[str, str] | None = None) -> float:
     """Write the model directory beside ``out`` and swap it in, so ``out`` is never half written; returns its
     size in MB. ``reference``: the frozen encoder, named instead of saved (``iqs.encoder_reference``)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         model.save(tmp, record, reference)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return round(sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 2**20, 1)
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ift_select.core.errors import ConfigError, IftSelectError
-from ift_select.core.io import md5_file, md5_path, write_json
+from ift_select.core.io import atomic_dir, current_umask, md5_file, md5_path, write_json
 from ift_select.core.paths import models_cache_dir
 from ift_select.llm.qwen_gguf import QWEN, qwen_gguf
 
@@ -184,6 +184,7 @@ def _cached_build(name: str, build) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
     try:
+        tmp.chmod(0o777 & ~current_umask())
         build(tmp)
         try:
             os.replace(tmp, target)
@@ -229,23 +230,14 @@ def materialize(spec: str, out: Path) -> dict:
 
     src = model_dir(spec)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    tmp.chmod(0o755)
-    try:
+    with atomic_dir(out) as tmp:
         if Path(src).is_dir():
             for item in Path(src).iterdir():
                 if item.is_file():
-                    shutil.copy2(item, tmp / item.name)
+                    shutil.copyfile(item, tmp / item.name)  # the mode the umask gives, not the source's
         else:
             AutoModelForCausalLM.from_pretrained(src).save_pretrained(tmp)
             AutoTokenizer.from_pretrained(src).save_pretrained(tmp)
         record = {"spec": spec, "kind": identify(spec).kind, "source_hash": source_hash(spec)}
         (tmp / "source.json").write_text(json.dumps(record, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return record

@@ -6,9 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +14,7 @@ import pandas as pd
 import torch
 
 from ift_select.core.params import TrainParams
-from ift_select.core.io import write_json
+from ift_select.core.io import atomic_dir, write_json
 
 
 def run_fingerprint(frame: pd.DataFrame, base_dir: str, params: TrainParams, seed: int, processes: int) -> str:
@@ -56,9 +54,7 @@ def save_output(accelerator: Any, model: Any, tokenizer: Any, base_dir: str, out
     state = accelerator.get_state_dict(model)  # gathers FSDP / ZeRO-3 shards; every process must call it
     if accelerator.is_main_process:
         unwrapped = accelerator.unwrap_model(model)
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-        try:
+        with atomic_dir(out_dir) as tmp:
             if params.lora.enabled:
                 adapter = tmp if not params.lora.merge else tmp / "_adapter"
                 unwrapped.save_pretrained(adapter, state_dict=state)  # keeps the adapter weights only
@@ -74,10 +70,4 @@ def save_output(accelerator: Any, model: Any, tokenizer: Any, base_dir: str, out
                 unwrapped.config.dtype = params.save_dtype  # save_pretrained records the live (fp32) dtype
                 unwrapped.config.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
-            tmp.chmod(0o755)
-            if out_dir.exists():
-                shutil.rmtree(out_dir)
-            os.replace(tmp, out_dir)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     accelerator.wait_for_everyone()
