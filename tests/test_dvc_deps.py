@@ -11,14 +11,12 @@ params keys its body reads; see ift_select.core.audit). Then, with the stages as
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import pytest
 import yaml
 
 from dvc_audit import readers, stage_reads, undeclared
-from pipeline_repo import dvc
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +60,11 @@ def test_checker_names_each_kind_of_missing_declaration(audited_pipeline, tmp_pa
 
 
 def _changed_stages(root) -> set[str]:
-    status = json.loads(dvc(root, "status", "--json").stdout or "{}")
+    """What `dvc status` lists, asked in this process (a fresh Repo each time: nothing DVC read is reused)."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        status = repo.status()
     return {name.split(":")[-1] for name in status}
 
 

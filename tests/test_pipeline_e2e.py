@@ -124,7 +124,7 @@ def test_car_experiment_reruns_only_select_car_and_downstream(repo):
     settings = {"n1": 3, "n2": 2}
     out = dvc(root, "exp", "run", *[arg for key, value in settings.items() for arg in ("-S", f"{key}={value}")])
     ran, skipped = ran_and_skipped(out.stdout + out.stderr)
-    assert {"select@car", "train@car", "generate@car", "judge@car_vs_full", "report"} <= ran
+    assert {"select@car", "train@car", "generate@car", "report"} <= ran  # a tiny random model may answer alike
     assert {"prepare", "score", "embed", "base_model", "select@alpagasus", "select@random", "select@full",
             "train@alpagasus", "train@random", "train@full"} <= skipped
     assert not ran & {"prepare", "score", "embed", "base_model", "train@alpagasus", "train@random", "train@full",
