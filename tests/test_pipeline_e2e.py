@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline_repo import copy_repo, dvc, ran_and_skipped
+from pipeline_repo import copy_repo, dvc, pipeline_env, ran_and_skipped, run
 
 pytestmark = pytest.mark.slow
 
@@ -163,20 +163,23 @@ def test_iqs_column_ranks_the_car_arm(repo, shared_data, tmp_path_factory):
 
 
 def test_a_new_arm_is_one_entry_in_params(repo, tmp_path):
-    """An AlpaGasus arm with a higher tau, added as one entry of params.yaml: select@/train@/generate@ of the new
-    arm run, it keeps fewer rows than the default arm, and no other arm's stage runs."""
+    """An AlpaGasus arm with a lower tau, added as one entry of params.yaml: select@/train@/generate@ of the new arm
+    run, it keeps more rows than the default arm, and no other arm's stage runs."""
     base, _ = repo
     root = copy_repo(base, tmp_path / "repo")
     params = yaml.safe_load((root / "params.yaml").read_text())
     scores = pd.read_parquet(root / "data/scores/scores.parquet")["score_expected"].dropna()  # the tiny arms column
-    above = scores[scores > float(params["tau"])]  # rows the default arm keeps, but those at its tau
-    assert above.nunique() > 1
-    params["arms"]["alpagasus_high"] = {"method": "alpagasus", "tau": float(above.median())}
+    if (scores >= float(params["tau"])).all():  # the default arm keeps every row (this test alone): raise its tau
+        params["tau"] = float(scores.median())
+        (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        run(["git", "commit", "-qam", "tau at the median"], root, pipeline_env(root))
+        dvc(root, "repro")
+    params["arms"]["alpagasus_low"] = {"method": "alpagasus", "tau": float(scores.min())}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = dvc(root, "repro")
     ran, skipped = ran_and_skipped(out.stdout + out.stderr)
-    assert {"arms", "select@alpagasus_high", "train@alpagasus_high", "generate@alpagasus_high"} <= ran
+    assert {"arms", "select@alpagasus_low", "train@alpagasus_low", "generate@alpagasus_low"} <= ran
     others = {f"{s}@{a}" for s in ("select", "train", "generate") for a in ("alpagasus", "random", "car", "full")}
     assert not ran & others and others <= skipped
-    assert 0 < len(pd.read_parquet(root / "data/selected/alpagasus_high.parquet")) < \
+    assert len(pd.read_parquet(root / "data/selected/alpagasus_low.parquet")) > \
         len(pd.read_parquet(root / "data/selected/alpagasus.parquet"))

@@ -5,17 +5,18 @@ requests it receives per request body.
 The user has switched the grader to gpt-4o and committed; then queues a tau sweep and one more experiment
 whose grader endpoint (a second server) is down, and runs the queue two at a time:
 
-    dvc exp run --queue -n tau-2 -S tau=2.0      (and tau-3, down, tau-4)
+    dvc exp run --queue -S tau=2.0,3.0,4.0      (DVC's grid: three experiments, named by DVC)
+    dvc exp run --queue -n down -S tau=3.0 -S score.openai.base_url=<a closed port>
     dvc queue start -j 2
 
 Every experiment rescores the pool with the new grader: the same paid requests, two experiments at a time.
 Checked: the good experiments finish and each has its MLflow run under its own name; the failed one shows in
 `dvc queue status`, `dvc exp show` and MLflow with its cause; the cache passes `PRAGMA integrity_check` and
 the server saw every request body once; selections, judgments and metrics equal those of the same
-experiment run alone (tau-2, which shared the queue's first two slots with tau-3, in a copy of the repository
-with its own cache); with the endpoint back, a rerun of the failed experiment sends exactly the requests that
-had never been answered; and `ift-select compare` reads the sweep back from MLflow: WS with its interval
-against tau (the threshold ablation).
+experiment run alone (tau 2.0, which shared the queue's first two slots with tau 3.0, under the same name in a
+copy of the repository with its own cache); with the endpoint back, a rerun of the failed experiment sends
+exactly the requests that had never been answered; and `ift-select compare` reads the sweep back from MLflow:
+WS with its interval against tau (the threshold ablation).
 """
 
 from __future__ import annotations
@@ -37,10 +38,9 @@ from audit_repo import PAIR, AuditServer, baseline, commit_all, copy_repo, dvc, 
 
 pytestmark = pytest.mark.slow
 
-TAUS = {"tau-2": "2.0", "tau-3": "3.0", "tau-4": "4.0"}
-ALONE = ("tau-2",)  # also run alone: it overlapped tau-3 in the queue (each one reruns most of the pipeline)
-DOWN = "down"  # tau 3.0 graded through the second endpoint, which is down
-QUEUE = ("tau-2", "tau-3", DOWN, "tau-4")  # -j 2 takes them in this order
+SWEEP = (2.0, 3.0, 4.0)  # the threshold ablation, queued as one grid
+ALONE = 2.0  # also run alone: it overlapped tau 3.0 in the queue (each one reruns most of the pipeline)
+DOWN = "down"  # tau 3.0 graded through the second endpoint, which is down; queued after the sweep
 GRADER = "gpt-4o"
 LATENCY = 0.5  # 36 grading requests at concurrency 4: ~5 s of sending, so the first two experiments overlap
 # Per-run accounting (who paid, how long it took) legitimately differs between a queue and one at a time.
@@ -150,13 +150,14 @@ def queued(tmp_path_factory):
     root, single = copy_repo(prepared, work / "queued"), copy_repo(prepared, work / "one_at_a_time")
     try:
         started = time.perf_counter()
-        for name in QUEUE:
-            overrides = ["-S", f"tau={TAUS.get(name, '3.0')}"]
-            if name == DOWN:
-                overrides += ["-S", f"score.openai.base_url={url(down_port)}"]
-            dvc(root, "exp", "run", "--queue", "-n", name, *overrides)
+        earlier = set(experiments(root))  # experiments the copied repository already holds
+        dvc(root, "exp", "run", "--queue", "-S", "tau=" + ",".join(map(str, SWEEP)))
+        sweep = {name: float(exp["params"]["data"]["tau"]) for name, exp in experiments(root).items()
+                 if name not in earlier}
+        assert sorted(sweep.values()) == list(SWEEP), sweep
+        dvc(root, "exp", "run", "--queue", "-n", DOWN, "-S", "tau=3.0", "-S", f"score.openai.base_url={url(down_port)}")
         dvc(root, "queue", "start", "-j", "2")
-        status = wait_for_queue(root, QUEUE)
+        status = wait_for_queue(root, (*sweep, DOWN))
         FIGURES["queue_seconds"] = round(time.perf_counter() - started, 1)
         queue_attempts = dict(srv.attempts)
         exps = experiments(root)
@@ -176,26 +177,27 @@ def queued(tmp_path_factory):
 
         srv.attempts.clear()
         started = time.perf_counter()
-        for name in ALONE:
-            dvc(single, "exp", "run", "-n", name, "-S", f"tau={TAUS[name]}")
+        alone = next(name for name, tau in sweep.items() if tau == ALONE)
+        dvc(single, "exp", "run", "-n", alone, "-S", f"tau={ALONE}")  # the name is recorded in lineage.json
         FIGURES["one_at_a_time_seconds"] = round(time.perf_counter() - started, 1)
         single_attempts = dict(srv.attempts)
     finally:
         dvc(root, "queue", "stop", "--kill", check=False)
         srv.stop()
         spare.stop()
-    return {"root": root, "single": single, "status": status, "exps": exps, "queue_attempts": queue_attempts,
+    return {"root": root, "single": single, "sweep": sweep, "alone": alone, "status": status, "exps": exps,
+            "queue_attempts": queue_attempts,
             "single_attempts": single_attempts, "down_url": url(down_port), "logs": logs.stdout + logs.stderr,
             "queue_status": queue_status, "rerun": rerun}
 
 
 def test_every_experiment_finishes_and_is_tracked_under_its_name(queued):
-    root, exps = queued["root"], queued["exps"]
-    assert queued["status"] == {**dict.fromkeys(TAUS, "Success"), DOWN: "Failed"}, queued["queue_status"]
-    for name, tau in TAUS.items():
-        assert float(exps[name]["params"]["data"]["tau"]) == float(tau)
+    root, exps, sweep = queued["root"], queued["exps"], queued["sweep"]
+    assert queued["status"] == {**dict.fromkeys(sweep, "Success"), DOWN: "Failed"}, queued["queue_status"]
+    for name, tau in sweep.items():
+        assert float(exps[name]["params"]["data"]["tau"]) == tau
     client(root)
-    for name in TAUS:
+    for name in sweep:
         parent = parent_run(root, name)
         assert parent.info.run_name == name and parent.info.status == "FINISHED"
         stages = {r.info.run_name: r for r in stage_runs(root, parent)}
@@ -206,7 +208,7 @@ def test_every_experiment_finishes_and_is_tracked_under_its_name(queued):
 
 
 def test_the_shared_cache_is_intact_and_no_request_was_paid_twice(queued):
-    root, exps, attempts = queued["root"], queued["exps"], queued["queue_attempts"]
+    root, exps, attempts, sweep = queued["root"], queued["exps"], queued["queue_attempts"], queued["sweep"]
     with sqlite3.connect(root / ".ift-cache" / "requests.sqlite") as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert db.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0
@@ -214,22 +216,20 @@ def test_the_shared_cache_is_intact_and_no_request_was_paid_twice(queued):
     assert not twice, f"{len(twice)} request bodies were sent more than once"
     figures = {name: {stage: stage_metrics(root, exps[name], stage)
                       for stage in ("score", f"judge_{PAIR}", "qualify")}  # qualify: the judge's qualification
-               for name in TAUS}
+               for name in sweep}
     sent = sum(m["requests"] for stages in figures.values() for m in stages.values())
     cached = sum(m["cache_hits"] for stages in figures.values() for m in stages.values())
     assert sent == len(attempts) == sum(attempts.values())
-    scores = [figures[name]["score"] for name in TAUS]
+    scores = [figures[name]["score"] for name in sweep]
     assert sum(m["requests"] for m in scores) == 36 and all(m["requests"] + m["cache_hits"] == 36 for m in scores)
     FIGURES.update(sent=sent, cached=cached, paid_twice=sum(n - 1 for n in attempts.values()),
-                   score_requests={name: figures[name]["score"]["requests"] for name in TAUS})
-    report_figures(f"queue of {len(QUEUE)} at -j 2")
+                   score_requests={sweep[name]: figures[name]["score"]["requests"] for name in sweep})
+    report_figures(f"queue of {len(sweep) + 1} at -j 2")
 
 
-def test_results_equal_those_of_the_experiments_run_one_at_a_time(queued):
-    root, single = queued["root"], queued["single"]
-    one_at_a_time = experiments(single)
-    for name in ALONE:
-        assert results(root, queued["exps"][name]) == results(single, one_at_a_time[name]), name
+def test_results_equal_those_of_the_experiment_run_alone(queued):
+    root, single, name = queued["root"], queued["single"], queued["alone"]
+    assert results(root, queued["exps"][name]) == results(single, experiments(single)[name]), name
     assert not {k: n for k, n in queued["single_attempts"].items() if n > 1}
 
 
@@ -274,7 +274,7 @@ def test_compare_draws_ws_against_the_swept_tau(queued, tmp_path):
     result = json.loads(done.stdout.strip().splitlines()[-1])
     by_name = {p["experiment"]: p for p in result["points"]}
     assert result["pair"] == PAIR and DOWN not in by_name  # the failed experiment has no WS to draw
-    for name, tau in TAUS.items():
+    for name, tau in queued["sweep"].items():
         point = by_name[name]
-        assert point["tau"] == float(tau) and point["ws_low"] <= point["ws"] <= point["ws_high"], point
-    assert figure.stat().st_size > 0 and len(figure.with_suffix(".csv").read_text().splitlines()) > len(TAUS)
+        assert point["tau"] == tau and point["ws_low"] <= point["ws"] <= point["ws_high"], point
+    assert figure.stat().st_size > 0 and len(figure.with_suffix(".csv").read_text().splitlines()) > len(SWEEP)

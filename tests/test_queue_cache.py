@@ -65,7 +65,7 @@ def claims(cache: Path) -> int:
 
 
 def test_two_runs_at_once_pay_each_request_once(tmp_path):
-    srv = FakeOpenAI(latency=0.5)  # 24 requests at concurrency 4: ~3 s of sending, so the runs overlap
+    srv = FakeOpenAI(latency=1.5)  # 24 requests at concurrency 4: ~9 s of sending, so the runs overlap under load
     url = srv.start()
     cache = tmp_path / "requests.sqlite"
     try:
