@@ -3,12 +3,13 @@
     python bench/score_throughput.py                 # 1,000 rows, 1 s latency, concurrency 64 (~1 min)
     python bench/score_throughput.py --rows 200 --alpagasus-rows 50      # a quick look
 
-Measures requests/s of (a) this client at concurrency 64 through scoring.score_pool (cache, ledger with a
-budget, parsing: everything the backend adds; cache in a temp dir), (b) an AlpaGasus-style client (the openai
-SDK, batches of 5 concurrent requests, each batch awaited before the next; over --alpagasus-rows rows since
-its rate does not depend on the row count), (c) the bound concurrency / latency; then a warm-cache rerun,
-which must send 0 requests (the server's own count), and (a) again at 200 ms latency, where client CPU
-becomes the limit. Rows: the first Alpaca 52k rows from ../shared/data when present, else synthetic ones.
+Measures requests/s of (a) this client at concurrency 64 through scoring.score_pool (cache, budget held in
+the cache's ledger as the score stage does, parsing: everything the backend adds; cache in a temp dir), (b) an
+AlpaGasus-style client (the openai SDK, batches of 5 concurrent requests, each batch awaited before the next;
+over --alpagasus-rows rows since its rate does not depend on the row count), (c) the bound concurrency /
+latency; then a warm-cache rerun, which must send 0 requests (the server's own count), and (a) again at
+200 ms latency, where client CPU becomes the limit. Rows: the first Alpaca 52k rows from ../shared/data when
+present, else synthetic ones.
 Goals: >= 10x the AlpaGasus-style client, >= 92% of the bound at 1 s and >= 85% at 200 ms, 0 requests when warm.
 The last line is one JSON object with the figures, ``ratio`` (this client / AlpaGasus-style) and ``goal``.
 """
@@ -31,6 +32,7 @@ from typing import Any, Iterator
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))  # this checkout, whichever one the active Python has installed
 ALPACA = REPO.parent / "shared" / "data" / "alpaca52k" / "alpaca_data.json"
 PRICING = {"gpt-4o-mini": {"input": 0.15, "output": 0.60}, "batch_discount": 0.5}
 MODEL = "gpt-4o-mini"
@@ -82,7 +84,7 @@ def run_client(base_url: str, rows: pd.DataFrame, cache_path: Path, concurrency:
     from ift_select.grading.alpagasus import score_pool
 
     backend = make_backend("openai", model=MODEL, base_url=base_url, concurrency=concurrency, pricing=PRICING,
-                           max_cost_usd=1000.0, api_key_env="IFT_BENCH_NO_KEY")
+                           max_cost_usd=1000.0, api_key_env="IFT_BENCH_NO_KEY", ledger_path=cache_path)
     template = load_template(REPO / "prompts" / "alpagasus_rating.txt")
     cache = RequestCache(cache_path)
     before = sent(base_url)

@@ -45,7 +45,7 @@ def test_budget_stops_cleanly_and_rerun_pays_only_the_rest(server, frame, repo_r
     ok = scores["status"] == "ok"
     assert 0 < ok.sum() < ROWS and stats.not_sent == ROWS - ok.sum()
     assert (scores.loc[~ok, "status"] == "error").all() and scores.loc[~ok, "score"].isna().all()
-    assert len(cache) == ok.sum() == srv.total  # everything paid for is saved
+    assert cache.count() == ok.sum() == srv.total  # everything paid for is saved
 
     paid_first = srv.total
     ledger2, scores2, stats2 = run(url, frame, template, cache, None)

@@ -53,3 +53,18 @@ def test_local_identity_covers_model_length_and_resolved_precision():
     assert local_key(precision="auto") == local_key(precision=resolved)
     identity = make_backend("local", model="tiny-random-llama").identity()
     assert {"model_hash", "revision", "max_length", "precision", "dtype"} <= set(identity)
+
+
+def test_a_warm_run_reads_each_reply_once_and_never_counts_the_cache(url, tmp_path):
+    """A rerun over a large cache (52k rows in bench/load_52k.py) costs one lookup per request: no statement
+    that scans the whole cache per row (``if cache`` once ran COUNT(*) per row, quadratic in the pool)."""
+    requests = [ChatRequest(messages=(("user", f"Rate row {i}"),), max_tokens=4) for i in range(200)]
+    cache = RequestCache(tmp_path / "c.sqlite")
+    _, cold = run_requests(openai(url), requests, cache)
+    statements: list[str] = []
+    cache._db.set_trace_callback(statements.append)
+    _, warm = run_requests(openai(url), requests, cache)
+    cache._db.set_trace_callback(None)
+    assert cold.requests == 200 and warm.cache_hits == 200 and warm.requests == 0
+    assert not [s for s in statements if "COUNT" in s.upper()]
+    assert sum(s.startswith("SELECT reply FROM replies") for s in statements) == 200

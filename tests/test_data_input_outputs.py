@@ -20,7 +20,8 @@ from ift_select.cli import app
 from ift_select.core import params as config
 from ift_select.data import stage as data_stage
 from ift_select.core.params import DataParams, Params
-from ift_select.core.io import atomic_dir, current_umask, write_json, write_parquet, write_text
+from ift_select.core.errors import IftSelectError
+from ift_select.core.io import atomic_dir, current_umask, write_json, write_parquet, write_text, write_with
 
 REPO = Path(__file__).resolve().parents[1]
 GOOD = [{"instruction": f"Add {i} and 3.", "input": "", "output": str(i + 3)} for i in range(4)]
@@ -152,6 +153,18 @@ def test_atomic_dir_failure_keeps_the_old_directory(tmp_path):
         (tmp / "new").write_text("new")
     assert [p.name for p in tmp_path.iterdir()] == ["d"] and [p.name for p in target.iterdir()] == ["new"]
 
+
+
+def test_an_input_missing_inside_the_block_is_not_called_a_write_error(tmp_path):
+    """Only errors about the output's own paths say "cannot write output"; a missing input keeps its own error."""
+    missing = tmp_path / "inputs" / "model.bin"
+    with pytest.raises(FileNotFoundError, match="model.bin"), atomic_dir(tmp_path / "d") as tmp:
+        (tmp / "copy").write_bytes(missing.read_bytes())
+    with pytest.raises(FileNotFoundError, match="model.bin"):
+        write_with(tmp_path / "out.json", lambda tmp: tmp.write_bytes(missing.read_bytes()))
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing left behind
+    with pytest.raises(IftSelectError, match=r"d: cannot write output"), atomic_dir(tmp_path / "d") as tmp:
+        (tmp / "sub" / "file").write_text("no such directory inside the output")
 
 # --- ift-select data inspect -------------------------------------------------------------------------------
 

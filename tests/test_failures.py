@@ -1,13 +1,11 @@
 """Failures a user can act on: every failed request keeps its reason, retries are counted, and
-``check_failures`` turns a run of failures into one error naming the endpoint and the first reason."""
+``failure_message`` turns a run of failures into one message naming the endpoint and the first reason."""
 
 from __future__ import annotations
 
-import pytest
 
-from ift_select.core.errors import IftSelectError
-from ift_select.llm import ChatReply, ChatRequest, make_backend, run_requests
-from ift_select.llm.runner import RunStats, check_failures
+from ift_select.llm import ChatRequest, make_backend, run_requests
+from ift_select.llm.runner import failure_message
 from ift_select.llm.urls import endpoint_name
 from ift_select.reporting.costs import costs_section
 
@@ -22,23 +20,26 @@ def test_reasons_and_retries_are_kept_end_to_end(fake_openai):
     assert [r.attempts for r in replies] == [1, 2, 3, 1] and stats.attempts == 7 and stats.retries == 3
     assert "gave up after 3 attempts: HTTP 500" in (replies[2].error or "") and "HTTP 400" in (replies[3].error or "")
     assert stats.to_dict()["retries"] == 3
-    with pytest.raises(IftSelectError, match=r"http://127\.0\.0\.1:\d+/v1: 2 of 4 requests failed \(50\.0%, over "
-                                             r"max_error_rate = 0\.05\); 3 retries; first error: gave up"):
-        check_failures(stats, replies, 0.05, b.endpoint)
-    check_failures(stats, replies, 0.5, b.endpoint)  # at the limit: passes
+    statuses, errors = [r.status for r in replies], [r.error for r in replies]
+    assert failure_message(statuses, errors, 0.05, b.endpoint, "x.max_error_rate", "requests") == (
+        f"{b.endpoint}: 2 of 4 requests failed (50% > x.max_error_rate = 0.05); first error: {replies[2].error}")
+    assert failure_message(statuses, errors, 0.5, b.endpoint, "x.max_error_rate", "requests") is None  # at the limit
 
 
 def test_a_dead_endpoint_fails_the_run_naming_it():
     b = make_backend("openai", model="m", base_url="http://127.0.0.1:9/v1", api_key_env="IFT_TEST_UNSET_KEY",
                      max_retries=0, timeout_s=2)
     replies, stats = run_requests(b, [ChatRequest(messages=(("user", "hi"),))] * 2, None)
-    with pytest.raises(IftSelectError) as info:
-        check_failures(stats, replies, 1.0, b.endpoint)  # no ok reply fails whatever the rate
-    message = str(info.value)
-    assert message.startswith("http://127.0.0.1:9/v1: every request failed (2 of 2") and "connection" in message
+    message = failure_message([r.status for r in replies], [r.error for r in replies], 1.0, b.endpoint,
+                              "x.max_error_rate", "requests")  # no ok reply fails whatever the rate
+    assert message is not None and message.startswith("http://127.0.0.1:9/v1: every one of the 2 requests failed; "
+                                                      "first error: ") and "connection" in message
     assert endpoint_name("https://u:pw@h.example/v1?api_key=s3cr3t&v=1") == "https://h.example/v1?v=1"
-    check_failures(RunStats(), [], 0.0, "x")  # nothing asked: nothing to fail
-    check_failures(RunStats(), [ChatReply(text="4")], 0.0, "x")
+    assert failure_message([], [], 0.0, "x", "x.max_error_rate", "requests") is None  # nothing asked: nothing to fail
+    assert failure_message(["ok"], [None], 0.0, "x", "x.max_error_rate", "requests") is None
+    unread = failure_message(["unparsed"], ["no score in the reply"], 0.0, "x", "s", "rows", nothing_ok="no row was read")
+    assert unread == "x: no row was read; first error: no score in the reply"
+    assert failure_message(["unparsed"], [None], 0.0, "x", "s", "rows") is None  # not an error: only counted
 
 
 def test_costs_section_shows_spent_and_results_cost():

@@ -86,5 +86,5 @@ def test_context_overflow_at_the_server_fails_the_stage(server, workdir, capsys)
         main("judge", ["good_vs_bad"])
     assert exit_.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert f"2 of 8 judge requests failed at {server}" in err and "HTTP 400" in err
+    assert f"{server}: 2 of 8 judge requests failed (25% > judge.max_error_rate" in err and "HTTP 400" in err
     assert not (root / "data/judgments/good_vs_bad.parquet").exists()

@@ -42,8 +42,8 @@ def test_error_share_over_the_limit_fails_naming_endpoint_and_first_error(server
         main("judge", ["good_vs_bad"])
     assert exit_.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("error: stage judge@good_vs_bad: 2 of 8 judge requests failed at ")
-    assert server in err and "judge.max_error_rate = 0.05" in err and "HTTP 400" in err
+    assert err.startswith(f"error: stage judge@good_vs_bad: {server}: 2 of 8 judge requests failed (25% > "
+                          "judge.max_error_rate = 0.05); first error: HTTP 400")
     assert not (root / "data/judgments/good_vs_bad.parquet").exists()  # nothing half-written
 
 
@@ -63,7 +63,7 @@ def test_all_requests_failing_fails_whatever_the_limit(server, tmp_path, monkeyp
     root = make_workdir(tmp_path, _judge(server, max_error_rate=1.0), _answers(len(QUESTIONS)))
     monkeypatch.chdir(root)
     monkeypatch.setenv("IFT_SELECT_CACHE_DIR", str(tmp_path / "cache"))
-    with pytest.raises(IftSelectError, match="8 of 8 judge requests failed"):
+    with pytest.raises(IftSelectError, match="every one of the 8 judge requests failed; first error: "):
         lookup("judge").body(load_params(), "good_vs_bad")
 
 

@@ -58,7 +58,7 @@ def test_every_row_ends_ok_unparsed_or_error(server, repo_root, tmp_path):
     assert scores.loc[scores["status"] != "ok", "score"].isna().all()  # never a score for a failure
     by = dict(zip(frame["instruction"], scores["method"]))
     assert by["plain"] == "probs" and by["[fault:text]"] == "text"
-    assert len(cache) == list(EXPECTED.values()).count("ok") + 2 * list(EXPECTED.values()).count("unparsed")
+    assert cache.count() == list(EXPECTED.values()).count("ok") + 2 * list(EXPECTED.values()).count("unparsed")
 
 
 def test_retry_after_is_honoured_and_capped(server):

@@ -111,3 +111,39 @@ def test_requests_of_a_killed_run_are_taken_over(tmp_path):
     assert len(srv.attempts) == ROWS and twice <= CONCURRENCY
     assert result["requests"] + result["cache_hits"] == ROWS and result["requests"] >= ROWS - CONCURRENCY
     assert claims(cache) == 0
+
+
+OPENER = """
+import sys, time, traceback
+from ift_select.llm.cache import RequestCache
+from ift_select.llm.claims import Claims
+from ift_select.llm.ledger import LedgerDB
+root, start, paths, gap = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+failed = 0
+for i in range(paths):
+    while time.time() < start + i * gap:
+        pass
+    path = f"{root}/cache{i}.sqlite"
+    try:
+        RequestCache(path), LedgerDB(path), Claims(path)
+    except Exception:
+        failed += 1
+        traceback.print_exc()
+print(failed)
+"""
+
+
+def test_processes_opening_a_new_cache_at_once_all_get_it(tmp_path):
+    """Queued experiments start together on a fresh cache: every process opens it (SQLite may refuse the switch
+    to WAL without waiting; the switch is retried)."""
+    processes, paths = 8, 30
+    start_at = time.time() + 4  # after every process's imports
+    procs = [subprocess.Popen([sys.executable, "-c", OPENER, str(tmp_path), str(start_at), str(paths), "0.1"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(processes)]
+    results = [proc.communicate(timeout=300) for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs), [err[-2000:] for _, err in results]
+    failed = [int(out.strip()) for out, _ in results]
+    assert sum(failed) == 0, next(err for _, err in results if "Error" in err)[-2000:]
+    for i in range(paths):
+        with sqlite3.connect(tmp_path / f"cache{i}.sqlite") as db:
+            assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

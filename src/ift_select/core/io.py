@@ -47,6 +47,12 @@ def _cannot_write(path: Path, exc: OSError) -> IftSelectError:
     return IftSelectError(f"{path}: cannot write output ({exc.strerror or exc})")
 
 
+def _about_other_files(exc: OSError, *ours: Path) -> bool:
+    """The error names only files outside the output's own paths (an input the block reads): not a write error."""
+    names = [Path(os.fsdecode(name)) for name in (exc.filename, exc.filename2) if name is not None]
+    return bool(names) and not any(name == own or own in name.parents for name in names for own in ours)
+
+
 @contextmanager
 def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
@@ -69,6 +75,8 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
         os.replace(tmp_path, path)
     except OSError as exc:
         tmp_path.unlink(missing_ok=True)
+        if _about_other_files(exc, tmp_path, path):
+            raise
         raise _cannot_write(path, exc) from exc
     except BaseException:
         tmp_path.unlink(missing_ok=True)
@@ -98,6 +106,8 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
                 old.rename(path)
             raise
     except OSError as exc:
+        if _about_other_files(exc, tmp, old, path):
+            raise
         raise _cannot_write(path, exc) from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -33,6 +33,7 @@ from ift_select.evaluation.pairwise import GEN_COLUMNS, judge_pair, reference_ge
 from ift_select.evaluation.qualify import judge_labelled, verdict
 from ift_select.llm import Backend, RequestCache
 from ift_select.llm.factory import backend_for
+from ift_select.llm.runner import failure_message
 from ift_select.llm.templates import load_template
 
 
@@ -54,13 +55,11 @@ def reference(params: Params, key: str) -> dict[str, Any]:
 
 def check_errors(judgments: pd.DataFrame, max_error_rate: float, backend: Backend, what: str = "") -> None:
     """Fail when every request failed or more than ``max_error_rate`` of them did (``what``: a prefix)."""
-    failed = judgments["status"] == "error"
-    if failed.any() and (failed.all() or failed.mean() > max_error_rate):
-        endpoint = backend.identity().get("base_url") or backend.name
-        first = judgments.loc[failed, "error"].dropna()
-        raise IftSelectError(f"{what}{int(failed.sum())} of {len(judgments)} judge requests failed at {endpoint} "
-                             f"(judge.max_error_rate = {max_error_rate:g}); first error: "
-                             f"{first.iloc[0] if len(first) else 'unknown'}")
+    endpoint = backend.identity().get("base_url") or backend.name
+    failed = failure_message(judgments["status"].tolist(), judgments["error"].tolist(), max_error_rate, endpoint,
+                             "judge.max_error_rate", "judge requests")
+    if failed:
+        raise IftSelectError(what + failed)
 
 
 def judge(params: Params, key: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from ift_select.grading.expected import SCALE, TOP, RowState, continue_digits, first_digit
 from ift_select.llm import Backend, ChatReply, ChatRequest, RequestCache, RunStats, run_requests
+from ift_select.llm.runner import failure_message
 from ift_select.llm.templates import Template
 
 SCALE_MAX = 5.0
@@ -191,17 +192,9 @@ def endpoint(backend: Backend) -> str:
 
 
 def check_failures(scores: pd.DataFrame, endpoint: str, max_error_rate: float) -> str | None:
-    """Why a grading run must fail (no row ok, or errors above ``max_error_rate``), naming the endpoint and
-    the first error; None when it may stand."""
-    n = len(scores)
-    errors = scores[scores["status"] == "error"]
-    ok = int((scores["status"] == "ok").sum())
-    if n and ok and len(errors) <= max_error_rate * n:
-        return None
-    first = errors["error"].iloc[0] if len(errors) else scores["error"].iloc[0] if n else "no rows"
-    what = "no row was graded" if not ok else f"{len(errors)} of {n} rows failed ({len(errors) / n:.0%} > " \
-        f"score.max_error_rate = {max_error_rate:g})"
-    return f"{endpoint}: {what}; first error: {first}"
+    """Why a grading run must fail (no row ok, or errors above ``max_error_rate``); None when it may stand."""
+    return failure_message(scores["status"].tolist(), scores["error"].tolist(), max_error_rate, endpoint,
+                           "score.max_error_rate", "rows", nothing_ok="no row was graded")
 
 
 GRADER_COLUMNS = ("score", "score_expected", "status", "error", "method", "raw", "scorer", "attempts", "tokens_in",

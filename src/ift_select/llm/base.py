@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal, Protocol
 
 Status = Literal["ok", "error"]
@@ -62,8 +62,7 @@ class ChatReply:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        data = asdict(self)
-        data.pop("cached")
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "cached"}  # shallow: asdict copies
         return json.dumps(data, sort_keys=True)
 
     @classmethod

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ift_select.llm import ledger
+from ift_select.llm import ledger, sqlite_wal
 from ift_select.llm.base import ChatReply, ChatRequest
 
 
@@ -29,9 +28,7 @@ class RequestCache:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=60)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db = sqlite_wal.connect(self.path)
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, backend TEXT, reply TEXT, "
             "created REAL DEFAULT (julianday('now')))"
@@ -65,7 +62,8 @@ class RequestCache:
         with self._lock:
             return ledger.cost_of(self._db, keys)
 
-    def __len__(self) -> int:
+    def count(self) -> int:
+        """Replies kept (a query: not ``__len__``, so that ``if cache`` stays free)."""
         with self._lock:
             return self._db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
 

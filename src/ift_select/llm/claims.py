@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import os
 import socket
-import sqlite3
 import time
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+from ift_select.llm import sqlite_wal
 
 LEASE_S = 3600.0  # claims of another host (whose processes cannot be checked) expire after this
 POLL_S = 0.2
@@ -62,7 +63,7 @@ class Claims:
     """This run's claims in the cache database at ``path`` (the ``replies`` table must exist)."""
 
     def __init__(self, path: str | Path) -> None:
-        self._db = sqlite3.connect(path, timeout=60, isolation_level=None)
+        self._db = sqlite_wal.connect(path, isolation_level=None)
         self._db.execute("CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, owner TEXT NOT NULL, "
                          "process TEXT NOT NULL, host TEXT NOT NULL, started REAL NOT NULL)")
         self.process = _process_id(os.getpid())

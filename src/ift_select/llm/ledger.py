@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ift_select.core.errors import BudgetExceeded, ConfigError
+from ift_select.llm import sqlite_wal
 from ift_select.llm.base import ChatReply, ChatRequest
 from ift_select.llm.pricing import PriceTable, TokenCounter, prompt_tokens, token_counter
 
@@ -78,9 +79,7 @@ class LedgerDB:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db = sqlite_wal.connect(self.path, isolation_level=None)
         self._db.executescript(SCHEMA)
 
     def totals(self, scope: str) -> tuple[float, float]:
@@ -99,8 +98,10 @@ class LedgerDB:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                dead = [(i,) for i, host, pid in self._db.execute("SELECT id, host, pid FROM holds WHERE pid IS NOT NULL")
-                        if host == _HOST and not _alive(pid)]
+                others = self._db.execute("SELECT id, pid FROM holds WHERE host = ? AND pid IS NOT NULL AND pid != ?",
+                                          (_HOST, os.getpid())).fetchall()
+                gone = {pid for pid in {pid for _, pid in others} if not _alive(pid)}
+                dead = [(i,) for i, pid in others if pid in gone]
                 self._db.executemany("DELETE FROM holds WHERE id = ?", dead)
                 spent, held = self._totals(scope)
                 if spent + held + usd > cap:

@@ -1,5 +1,5 @@
 """Send requests through a backend behind the cache, with counts every command reports, and the check that
-turns a run of failed requests into an error a user can act on."""
+turns a run of failed requests into a message a user can act on."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from dataclasses import asdict, dataclass
 
 from tqdm import tqdm
 
-from ift_select.core.errors import IftSelectError
 from ift_select.llm.base import Backend, ChatReply, ChatRequest
 from ift_select.llm.cache import RequestCache, request_key
 from ift_select.llm.claims import Claims
@@ -74,7 +73,7 @@ def run_requests(
     replies: list[ChatReply | None] = [None] * len(requests)
     missing: list[int] = []
     for i, key in enumerate(keys):
-        hit = cache.get(key) if cache else None
+        hit = cache.get(key) if cache is not None else None
         if hit is not None:
             replies[i] = hit
             stats.cache_hits += 1
@@ -148,17 +147,21 @@ def run_requests(
     return done, stats
 
 
-def check_failures(stats: RunStats, replies: Sequence[ChatReply], max_error_rate: float, endpoint: str) -> None:
-    """Raise IftSelectError when no reply is ok, or when the share of failed replies is over ``max_error_rate``;
-    the message names ``endpoint`` (a public URL or model, never a key) and the first error."""
-    if not replies:
-        return
-    failed = [r for r in replies if r.status != "ok"]
-    if not failed or (len(failed) < len(replies) and len(failed) / len(replies) <= max_error_rate):
-        return
-    first = next((r.error for r in failed if r.error), "no reason given")
-    share = f"{len(failed)} of {len(replies)} requests failed"
-    head = f"{endpoint}: every request failed ({share})" if len(failed) == len(replies) else \
-        f"{endpoint}: {share} ({len(failed) / len(replies):.1%}, over max_error_rate = {max_error_rate:g})"
-    retried = f"; {stats.retries} retries" if stats.retries else ""
-    raise IftSelectError(f"{head}{retried}; first error: {first}")
+def failure_message(statuses: Sequence[str], errors: Sequence[str | None], max_error_rate: float, endpoint: str,
+                    setting: str, unit: str, nothing_ok: str | None = None) -> str | None:
+    """Why a run must fail, or None when it may stand: the share of ``statuses`` that are "error" is over
+    ``max_error_rate`` (named as ``setting``), every one failed, or, when ``nothing_ok`` is given (the message for
+    it), none is "ok". The message names ``endpoint`` (a public URL or model, never a key) and the first error."""
+    n = len(statuses)
+    failed = [error for status, error in zip(statuses, errors) if status == "error"]
+    ok = sum(status == "ok" for status in statuses)
+    if not n or (len(failed) < n and len(failed) <= max_error_rate * n and (ok or nothing_ok is None)):
+        return None
+    first = next((e for e in failed if e), None) or next((e for e in errors if e), None) or "no reason given"
+    if nothing_ok is not None and not ok:
+        what = nothing_ok
+    elif len(failed) == n:
+        what = f"every one of the {n} {unit} failed"
+    else:
+        what = f"{len(failed)} of {n} {unit} failed ({len(failed) / n:.0%} > {setting} = {max_error_rate:g})"
+    return f"{endpoint}: {what}; first error: {first}"
