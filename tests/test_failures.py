@@ -29,7 +29,7 @@ def test_reasons_and_retries_are_kept_end_to_end(fake_openai):
 def test_a_dead_endpoint_fails_the_run_naming_it():
     b = make_backend("openai", model="m", base_url="http://127.0.0.1:9/v1", api_key_env="IFT_TEST_UNSET_KEY",
                      max_retries=0, timeout_s=2)
-    replies, stats = run_requests(b, [ChatRequest(messages=(("user", "hi"),))] * 2, None)
+    replies, _ = run_requests(b, [ChatRequest(messages=(("user", "hi"),))] * 2, None)
     message = failure_message([r.status for r in replies], [r.error for r in replies], 1.0, b.endpoint,
                               "x.max_error_rate", "requests")  # no ok reply fails whatever the rate
     assert message is not None and message.startswith("http://127.0.0.1:9/v1: every one of the 2 requests failed; "
@@ -40,6 +40,10 @@ def test_a_dead_endpoint_fails_the_run_naming_it():
     unread = failure_message(["unparsed"], ["no score in the reply"], 0.0, "x", "s", "rows", nothing_ok="no row was read")
     assert unread == "x: no row was read; first error: no score in the reply"
     assert failure_message(["unparsed"], [None], 0.0, "x", "s", "rows") is None  # not an error: only counted
+    assert failure_message([], [], 0.0, "x", "s", "rows", nothing_ok="no row was graded") == \
+        "x: no row was graded; first error: no rows"  # a grading run with no rows fails, as before
+    assert failure_message(["error", "ok"], [float("nan"), None], 0.0, "x", "s", "rows") == \
+        "x: 1 of 2 rows failed (50% > s = 0); first error: no reason given"
 
 
 def test_costs_section_shows_spent_and_results_cost():

@@ -41,8 +41,8 @@ from ift_select.llm.ledger import Hold
 from ift_select.llm.truncate import PromptTooLong, byte_bound
 
 RETRY_STATUS = frozenset({408, 409, 429})
-OPENAI_URL = "https://api.openai.com/v1"
 FATAL_STATUS = frozenset({401, 403, 404})
+OPENAI_URL = "https://api.openai.com/v1"
 
 
 @dataclass(frozen=True)

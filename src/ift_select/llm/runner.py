@@ -153,11 +153,14 @@ def failure_message(statuses: Sequence[str], errors: Sequence[str | None], max_e
     ``max_error_rate`` (named as ``setting``), every one failed, or, when ``nothing_ok`` is given (the message for
     it), none is "ok". The message names ``endpoint`` (a public URL or model, never a key) and the first error."""
     n = len(statuses)
-    failed = [error for status, error in zip(statuses, errors) if status == "error"]
+    reasons = [e if isinstance(e, str) and e else None for e in errors]  # NaN/None: no reason
+    failed = [reason for status, reason in zip(statuses, reasons) if status == "error"]
     ok = sum(status == "ok" for status in statuses)
-    if not n or (len(failed) < n and len(failed) <= max_error_rate * n and (ok or nothing_ok is None)):
+    over = len(failed) == n > 0 or len(failed) > max_error_rate * n
+    if not over and (ok or nothing_ok is None):  # with ``nothing_ok``, no rows at all fail too
         return None
-    first = next((e for e in failed if e), None) or next((e for e in errors if e), None) or "no reason given"
+    first = next((r for r in failed if r), None) or next((r for r in reasons if r), None) or \
+        ("no rows" if not n else "no reason given")
     if nothing_ok is not None and not ok:
         what = nothing_ok
     elif len(failed) == n:
