@@ -10,7 +10,8 @@ high-IFD rows and drop IFD >= 1 (the instruction does not help predict the answe
 score measured here, ``ifd_paper`` = IFD below 1, else 0; an empty answer has no tokens and scores lowest. The
 other orientation (``ifd_low``: 1 - IFD, "the instruction explains the answer") is printed too, and neither is
 chosen by the labels. Combinations are the equal-weight mean of two columns' ranks, fixed before measuring.
-The labels (``_flaw``: "" clean) only measure. Prints the CPU; the last line is one JSON object.
+The labels (``_flaw``: "" clean) only measure. Prints the CPU; the last line is one JSON object with
+``ratio`` (the papers' rule's AUC / output length's) and ``goal`` (AUC >= 0.85).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from grading import REPO, machine
 from ift_select.grading.agreement import auc, ranked
 from ift_select.llm.models import SMOLLM2, model_dir
 from ift_select.training.prompting import alpaca_prompt, load_tokenizer
+
+GOAL_AUC = 0.85  # issue 12's goal for a default grader on the sample's flaw labels
 
 
 def answer_losses(rows: pd.DataFrame, model_path: str, max_length: int = 512) -> tuple[np.ndarray, np.ndarray]:
@@ -97,9 +100,12 @@ def main() -> None:
     results = [figures(name, values, clean, pool["_flaw"]) for name, values in columns.items()]
     for row in results:
         print(f"{row['column']:>28}  AUC {row['auc']}  " + "  ".join(f"{k} {v}" for k, v in row["by_flaw"].items()))
+    by_column = {row["column"]: row["auc"] for row in results}
     print(json.dumps({"pool": str(args.pool), "rows": len(pool), "flawed": int((~clean).sum()),
                       "ifd_seconds": round(seconds, 1), "empty_answers": int(np.isnan(ifd).sum()),
-                      "ifd_at_least_1": int((ifd >= 1).sum()), "results": results}))
+                      "ifd_at_least_1": int((ifd >= 1).sum()), "results": results,
+                      "ratio": round(by_column["ifd_paper"] / by_column["length"], 3),  # the papers' rule vs length
+                      "goal": {"auc_min": GOAL_AUC, "met": by_column["ifd_paper"] >= GOAL_AUC}}))
 
 
 if __name__ == "__main__":
