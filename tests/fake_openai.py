@@ -41,6 +41,7 @@ class FakeOpenAI:
         self.attempts: Counter[str] = Counter()  # per request body (messages + settings)
         self.times: dict[str, list[float]] = defaultdict(list)
         self.auth: set[str] = set()
+        self.seen: list[tuple[str, dict[str, str]]] = []  # (request target, headers) of each chat completion
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, dict[str, Any]] = {}
         self.batch_polls_seen: Counter[str] = Counter()
@@ -112,6 +113,7 @@ class FakeOpenAI:
     def route(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any, dict[str, str]]:
         if method == "POST" and path.endswith("/chat/completions"):
             self.auth.add(headers.get("authorization", ""))
+            self.seen.append((path, headers))
             if b"[fault:echo]" in raw:
                 return 500, {"error": {"message": f"bad header {headers.get('authorization')}"}}, {}
             return self.completion(json.loads(raw), raw)

@@ -82,6 +82,7 @@ def make_inputs(root: Path, with_agreement: bool = True) -> ReportInputs:
     (root / "qualify.json").write_text(json.dumps(qualify_json(False)))
     params = Params(tau=3.0, base_model="smollm2-135m-instruct")
     params.judge.pairs = {"alpagasus_vs_full": JudgePair("alpagasus", "full")}
+    params.mlflow.tracking_uri = f"sqlite:///{root / 'mlflow.db'}"  # not the checkout's store: its runs add a section
     return ReportInputs(params=params, scores=paths["scores"], pool=paths["pool"],
                         selections={"alpagasus": paths["alpagasus"], "full": paths["full"]},
                         judgments={"alpagasus_vs_full": paths["pair"], "car_vs_full": root / "missing.parquet"},

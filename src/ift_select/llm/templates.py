@@ -11,6 +11,7 @@ may shorten when the prompt is longer than the model's window.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Sequence
@@ -58,14 +59,11 @@ class Template:
         unknown = set(cuttable) - set(fields)
         if unknown:
             raise ConfigError(f"{self.path}: cuttable field(s) {', '.join(sorted(unknown))} not given to render")
-        parts = _MARKER.split(self.text)
-        if len(parts) < 3:
-            pieces, strip = [("user", self.text)], None
-        else:
-            pieces, strip = list(zip(parts[1::2], parts[2::2])), "\n"
+        pieces, strip = self._pieces
+        names = tuple(fields)
         messages, spans = [], []
         for index, (role, raw) in enumerate(pieces):
-            content, found = _fill(raw, fields, set(cuttable))
+            content, found = _fill(_segments(raw, names), fields, set(cuttable))
             stripped = content.strip(strip)
             offset = len(content) - len(content.lstrip(strip))
             messages.append((role, stripped))
@@ -75,22 +73,34 @@ class Template:
                     spans.append((index, start, end))
         return (tuple(messages), tuple(spans)) if cuttable else tuple(messages)
 
+    @functools.cached_property
+    def _pieces(self) -> tuple[list[tuple[str, str]], str | None]:
+        """(role, raw text) per message, and what to strip around each (split once: a pool renders it per row)."""
+        parts = _MARKER.split(self.text)
+        if len(parts) < 3:
+            return [("user", self.text)], None
+        return list(zip(parts[1::2], parts[2::2])), "\n"
 
-def _fill(text: str, fields: dict[str, str], cuttable: set[str]) -> tuple[str, list[tuple[int, int]]]:
-    """``text`` with ``{name}`` placeholders of ``fields`` replaced, and the (start, end) of each cuttable one."""
-    if not fields:
-        return text, []
-    pattern = re.compile(r"\{(" + "|".join(map(re.escape, fields)) + r")\}")
-    out, spans, last, length = [], [], 0, 0
-    for match in pattern.finditer(text):
-        value = str(fields[match.group(1)])
-        out += [text[last:match.start()], value]
-        length += match.start() - last
-        if match.group(1) in cuttable:
+
+@functools.lru_cache(maxsize=256)
+def _segments(text: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    """``text`` split at its ``{name}`` placeholders: literal, name, literal, ..., literal."""
+    if not names:
+        return (text,)
+    return tuple(re.split(r"\{(" + "|".join(map(re.escape, names)) + r")\}", text))
+
+
+def _fill(segments: tuple[str, ...], fields: dict[str, str], cuttable: set[str]) -> tuple[str, list[tuple[int, int]]]:
+    """The text of ``segments`` with its placeholders filled from ``fields``, and the (start, end) of each
+    cuttable one."""
+    out, spans, length = list(segments), [], 0
+    for k in range(1, len(segments), 2):
+        name = segments[k]
+        value = out[k] = str(fields[name])
+        length += len(segments[k - 1])
+        if name in cuttable:
             spans.append((length, length + len(value)))
         length += len(value)
-        last = match.end()
-    out.append(text[last:])
     return "".join(out), spans
 
 
