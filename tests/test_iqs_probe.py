@@ -39,6 +39,26 @@ def test_choose_alpha_balances_the_not_longer_pairs():
     assert iqs_probe._fit(pos, neg, weight, alpha).coef_[0] > 0
 
 
+def test_choose_features_finds_the_block_that_carries_quality():
+    """Eight candidate layers x two poolings, 3 columns each; quality sits in layer 12's response-mean block and,
+    more weakly, in layer 15's: the search picks that block, then tries it with its neighbours."""
+    rng = np.random.default_rng(1)
+    n, width, layers, pooling = 300, 3, iqs_probe.candidate_layers(30), iqs_probe.SEARCH_POOLINGS
+    pos = rng.normal(size=(n, len(layers) * len(pooling) * width))
+    neg = pos + rng.normal(scale=1.0, size=pos.shape)
+    feats = iqs_probe.Features(pos, neg, np.zeros(pos.shape[1]), np.ones(pos.shape[1]), layers, pooling, width)
+    pos[:, feats.columns((12,), ("mean_response",))[0]] += 1.5
+    pos[:, feats.columns((15,), ("mean_response",))[0]] += 0.5
+    not_longer = rng.random(n) < 0.2
+    layers_, pooling_, alpha, table = iqs_probe.choose_features(feats, np.ones(n), not_longer, False, 0)
+    assert "mean_response" in pooling_ and 12 in layers_ and alpha in iqs_probe.ALPHAS
+    single = max(table[:-3], key=lambda r: r["criterion"])
+    assert single["layers"] == [12] and "mean_response" in single["pooling"]
+    assert len(table) == len(layers) * 3 + 3  # each layer under mean, mean_response, both; then 3 concatenations
+    assert {tuple(r["layers"]) for r in table[-3:]} == {(9, 12), (12, 15), (9, 12, 15)}
+    assert list(feats.columns((9, 12), ("mean",))) == [6, 7, 8, 12, 13, 14]
+
+
 def test_probe_cli_on_a_slice_of_the_real_labels(shared_data, tmp_path):
     out = tmp_path / "probe"
     args = ["iqs", "train", "--method", "probe", "--labels", str(shared_data(LABELS)), "--valid", str(shared_data(VALID)),
@@ -46,10 +66,13 @@ def test_probe_cli_on_a_slice_of_the_real_labels(shared_data, tmp_path):
     result = CliRunner().invoke(cli(), args)
     assert result.exit_code == 0, result.output
     trained = json.loads(result.stdout.strip().splitlines()[-1])
-    assert trained["method"] == "probe" and trained["layers"] == [3]  # MiniLM: 6 layers, the middle one
+    # MiniLM has 6 layers: the one candidate is the middle one, under each pooling and both
+    assert trained["method"] == "probe" and trained["layers"] == [3]
     assert trained["alpha"] in iqs_probe.ALPHAS
     record = json.loads((out / "iqs.json").read_text())
-    assert record["layers"] == [3] and len(record["cv"]) == len(iqs_probe.ALPHAS)
+    assert record["layers"] == [3] and [row["pooling"] for row in record["cv"]] == \
+        [["mean"], ["mean_response"], ["mean", "mean_response"]]
+    assert record["pooling"] == trained["pooling"] in [row["pooling"] for row in record["cv"]]
     # the saved model (standardisation folded into the head) reproduces the recorded validation figure
     model = iqs.load_iqs(out)
     assert model.layers == (3,)

@@ -23,9 +23,10 @@ def train(
     encoder: str | None = typer.Option(None, help="sentence-transformers dir, HF encoder dir, base-model alias or hub id "
                                                    "[default: smollm2-135m-instruct for probe, all-minilm-l6-v2 for finetune]"),
     method: str = typer.Option(D.method, help="finetune: encoder + head end to end | probe: frozen encoder, ridge (MSE) head"),
-    layers: str = typer.Option("", help="probe: comma-separated hidden layers to pool (default: the middle one)"),
-    pooling: str = typer.Option(",".join(D.pooling), help="probe: comma-separated poolings per layer: mean, "
-                                "mean_response, last"),
+    layers: str = typer.Option("", help="probe: comma-separated hidden layers to pool (default: layers and pooling "
+                               "chosen by cross-validation on the training pairs)"),
+    pooling: str = typer.Option(",".join(D.pooling), help="probe with --layers: comma-separated poolings per layer: "
+                                "mean, mean_response, last"),
     epochs: float = typer.Option(D.epochs, min=0.01),
     batch_pairs: int = typer.Option(D.batch_pairs, min=1, help="(raw, revised) pairs per step"),
     lr: float = typer.Option(D.lr, help="encoder learning rate"),
