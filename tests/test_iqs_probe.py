@@ -46,7 +46,7 @@ def test_choose_features_finds_the_block_that_carries_quality():
     n, width, layers, pooling = 300, 3, iqs_probe.candidate_layers(30), iqs_probe.SEARCH_POOLINGS
     pos = rng.normal(size=(n, len(layers) * len(pooling) * width))
     neg = pos + rng.normal(scale=1.0, size=pos.shape)
-    feats = iqs_probe.Features(pos, neg, np.zeros(pos.shape[1]), np.ones(pos.shape[1]), layers, pooling, width)
+    feats = iqs_probe.Features(pos, neg, layers, pooling, width)
     pos[:, feats.columns((12,), ("mean_response",))[0]] += 1.5
     pos[:, feats.columns((15,), ("mean_response",))[0]] += 0.5
     not_longer = rng.random(n) < 0.2

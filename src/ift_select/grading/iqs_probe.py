@@ -68,8 +68,6 @@ class Features:
 
     pos: np.ndarray
     neg: np.ndarray
-    mean: np.ndarray
-    std: np.ndarray
     layers: tuple[int, ...]
     pooling: tuple[str, ...]
     width: int
@@ -126,15 +124,14 @@ def fit_probe(labels_csv: str | Path, valid_csv: str | Path, encoder: str, out_d
     neg_text = [same_instruction(src[hi], src[lo]) for lo, hi in pairs]
     raw = run_batched(reader.features, pos_text + neg_text, 16, cfg.precision, "iqs features")
     mean, std = raw.mean(axis=0), raw.std(axis=0) + 1e-6
-    feats = Features((raw[: len(pairs)] - mean) / std, (raw[len(pairs):] - mean) / std, mean, std, read_layers,
-                     read_pooling, reader.encoder.config.hidden_size)
+    feats = Features((raw[: len(pairs)] - mean) / std, (raw[len(pairs):] - mean) / std, read_layers, read_pooling,
+                     reader.encoder.config.hidden_size)
     by_pair = pair_weights(pairs, src, cfg.length_balance)
     weight = np.array([by_pair[p] for p in pairs])
     by_length = revised_not_longer(pairs, src)
     not_longer = np.array([by_length[p] for p in pairs])
     if search:
-        layers, pooling, alpha, searched = choose_features(feats, weight, not_longer, cfg.length_balance, cfg.seed)
-        table: list[dict[str, Any]] = searched
+        layers, pooling, alpha, table = choose_features(feats, weight, not_longer, cfg.length_balance, cfg.seed)
     else:
         layers, pooling = cfg.layers, cfg.pooling
         alpha, table = choose_alpha(feats.pos, feats.neg, weight, not_longer, cfg.length_balance, cfg.seed)
