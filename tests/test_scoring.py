@@ -173,3 +173,38 @@ def test_a_real_grader_that_writes_half_points_scores_them(smollm2_server, tmp_p
     again, stats2 = score_pool(TINY_POOL, backend, template, cache, max_tokens=4)
     assert stats2.requests == 0
     pd.testing.assert_series_equal(scores["score_expected"], again["score_expected"])
+
+
+@pytest.mark.slow
+def test_a_windowed_backend_gets_each_rows_follow_ups_before_later_ratings(smollm2_server, tmp_path, repo_root):
+    """A backend with a ``followup_window`` (the managed llama.cpp server's prompt cache) is graded that many
+    rows at a time: a row's fractional follow-ups reach the server before any later row's rating, and the
+    scores and the requests made are those of the whole-pool order."""
+    template = load_template(repo_root / "tests/fixtures/prompts/rating_fewshot_half.txt")
+    pool = pd.concat([TINY_POOL, TINY_POOL.assign(id=["c", "d"], output=["A banana.", "Seven."])], ignore_index=True)
+
+    def graded(window: int | None, cache_name: str):
+        backend = make_backend("openai", model="smollm2", base_url=smollm2_server, prefill="send", concurrency=1,
+                               timeout_s=600)
+        backend.followup_window = window
+        rows_sent: list[int] = []
+        complete = backend.complete
+
+        def recording(requests, on_reply):
+            for request in requests:
+                question = next(text for role, text in request.messages if role == "user")
+                rows_sent.append(next(i for i, out in enumerate(pool["output"]) if f"Response: {out}\n" in question))
+            complete(requests, on_reply)
+
+        backend.complete = recording
+        scores, stats = score_pool(pool, backend, template, RequestCache(tmp_path / cache_name), max_tokens=4)
+        return scores, stats, rows_sent
+
+    whole, whole_stats, whole_order = graded(None, "whole.sqlite")
+    windowed, windowed_stats, order = graded(1, "windowed.sqlite")
+    assert whole_stats.requests > len(pool) and windowed_stats.requests == whole_stats.requests
+    assert sorted(order) == sorted(whole_order) and order == sorted(order)  # row by row, follow-ups included
+    assert whole_order != sorted(whole_order)  # the whole-pool order sends every rating first
+    assert windowed["score"].tolist() == whole["score"].tolist()
+    assert windowed["score_expected"].to_numpy() == pytest.approx(whole["score_expected"].to_numpy(), abs=0.02)
+    assert windowed.attrs["followups"] == whole.attrs["followups"]

@@ -95,6 +95,56 @@ def continues_prefill(backend: Backend) -> bool:
     return getattr(backend, "prefill", "continue") != "drop"
 
 
+@dataclass
+class Graded:
+    """Rows' rating replies: the first one (its attempts), the one the score is read from (a format reminder's
+    when the first had no number), the raw text, every reply a row paid for, and the digit probabilities."""
+    replies: list[ChatReply]
+    scored: list[ChatReply]
+    raw: list[str]
+    spent: list[list[ChatReply]]
+    states: list[RowState | None]
+    followups: int = 0
+
+    def extend(self, other: Graded) -> None:
+        for name in ("replies", "scored", "raw", "spent", "states"):
+            getattr(self, name).extend(getattr(other, name))
+        self.followups += other.followups
+
+
+def grade_rows(backend: Backend, requests: list[ChatRequest], cache: RequestCache | None, stats: RunStats,
+               desc: str, min_prob_mass: float, fractions: bool) -> Graded:
+    """Rate ``requests``, give unreadable replies the format reminder, then ask the fractional follow-ups."""
+    replies, first_stats = run_requests(backend, requests, cache, desc=desc)
+    stats.add(first_stats)
+    graded = Graded(list(replies), list(replies), [r.text for r in replies], [[r] for r in replies], [])
+    used = list(requests)
+    retry_idx = [i for i, r in enumerate(replies) if r.status == "ok" and parse_score(r.text) is None and
+                 not _has_probs(first_digit(requests[i], r), min_prob_mass)]
+    if retry_idx:
+        retries = [with_reminder(requests[i], replies[i]) for i in retry_idx]
+        retry_replies, retry_stats = run_requests(backend, retries, cache, desc="score (format reminder)")
+        stats.add(retry_stats)
+        for i, request, reply in zip(retry_idx, retries, retry_replies):
+            graded.raw[i] += "\n[retry] " + reply.text
+            graded.spent[i].append(reply)
+            if reply.status == "ok" and parse_score(reply.text) is not None:
+                graded.scored[i], used[i] = reply, request
+    graded.states = [first_digit(request, reply) for request, reply in zip(used, graded.scored)]
+    if fractions and continues_prefill(backend):
+
+        def send(batch: list[ChatRequest]) -> list[ChatReply]:
+            out, more = run_requests(backend, batch, cache, desc="score (fractions)")
+            stats.add(more)
+            return out
+
+        graded.followups = continue_digits([s if _has_probs(s, min_prob_mass) else None for s in graded.states],
+                                           send)
+    for row, state in zip(graded.spent, graded.states):
+        row.extend(state.replies if state is not None else [])
+    return graded
+
+
 def score_pool(
     pool: pd.DataFrame,
     backend: Backend,
@@ -106,36 +156,20 @@ def score_pool(
     fractions: bool = True,
 ) -> tuple[pd.DataFrame, RunStats]:
     """Grade every pool row. Returns the scores frame (DESIGN.md contract) and the run's counts.
-    ``fractions``: read each likely digit's fractional continuation (short follow-up requests)."""
+    ``fractions``: read each likely digit's fractional continuation (short follow-up requests). A backend
+    with a ``followup_window`` (llama.cpp) gets its rows that many at a time, each window's follow-ups right
+    after its ratings, while the server's prompt cache still holds those prompts."""
     requests = rating_requests(pool, template, dimension, max_tokens)
-    replies, stats = run_requests(backend, requests, cache, desc=f"score ({dimension})")
-    scored, used, raw = list(replies), list(requests), [r.text for r in replies]
-    spent: list[list[ChatReply]] = [[r] for r in replies]  # every reply a row paid for
-    retry_idx = [i for i, r in enumerate(replies) if r.status == "ok" and parse_score(r.text) is None and
-                 not _has_probs(first_digit(requests[i], r), min_prob_mass)]
-    if retry_idx:
-        retries = [with_reminder(requests[i], replies[i]) for i in retry_idx]
-        retry_replies, retry_stats = run_requests(backend, retries, cache, desc="score (format reminder)")
-        stats.add(retry_stats)
-        for i, request, reply in zip(retry_idx, retries, retry_replies):
-            raw[i] += "\n[retry] " + reply.text
-            spent[i].append(reply)
-            if reply.status == "ok" and parse_score(reply.text) is not None:
-                scored[i], used[i] = reply, request
-    states = [first_digit(request, reply) for request, reply in zip(used, scored)]
-    followups = 0
-    if fractions and continues_prefill(backend):
-
-        def send(batch: list[ChatRequest]) -> list[ChatReply]:
-            out, more = run_requests(backend, batch, cache, desc="score (fractions)")
-            stats.add(more)
-            return out
-
-        followups = continue_digits([s if _has_probs(s, min_prob_mass) else None for s in states], send)
+    window = getattr(backend, "followup_window", None) or max(len(requests), 1)
+    stats = RunStats()
+    graded = Graded([], [], [], [], [])
+    for start in range(0, len(requests), window):
+        part = f" {start // window + 1}/{-(-len(requests) // window)}" if window < len(requests) else ""
+        graded.extend(grade_rows(backend, requests[start:start + window], cache, stats,
+                                 f"score ({dimension}){part}", min_prob_mass, fractions))
     stats.rows = len(pool)
-    ratings = [rate(reply, state, min_prob_mass) for reply, state in zip(scored, states)]
-    for row, state in zip(spent, states):
-        row.extend(state.replies if state is not None else [])
+    replies, spent, raw, followups = graded.replies, graded.spent, graded.raw, graded.followups
+    ratings = [rate(reply, state, min_prob_mass) for reply, state in zip(graded.scored, graded.states)]
     scorer = f"{backend.name}|prompt:{template.sha}|{dimension}"
     frame = pd.DataFrame(
         {
