@@ -179,7 +179,7 @@ def test_a_real_grader_that_writes_half_points_scores_them(smollm2_server, tmp_p
 def test_a_windowed_backend_gets_each_rows_follow_ups_before_later_ratings(smollm2_server, tmp_path, repo_root):
     """A backend with a ``followup_window`` (the managed llama.cpp server's prompt cache) is graded that many
     rows at a time: a row's fractional follow-ups reach the server before any later row's rating, and the
-    scores and the requests made are those of the whole-pool order."""
+    scores are those of the whole-pool order."""
     template = load_template(repo_root / "tests/fixtures/prompts/rating_fewshot_half.txt")
     pool = pd.concat([TINY_POOL, TINY_POOL.assign(id=["c", "d"], output=["A banana.", "Seven."])], ignore_index=True)
 

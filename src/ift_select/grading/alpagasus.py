@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -99,11 +99,11 @@ def continues_prefill(backend: Backend) -> bool:
 class Graded:
     """Rows' rating replies: the first one (its attempts), the one the score is read from (a format reminder's
     when the first had no number), the raw text, every reply a row paid for, and the digit probabilities."""
-    replies: list[ChatReply]
-    scored: list[ChatReply]
-    raw: list[str]
-    spent: list[list[ChatReply]]
-    states: list[RowState | None]
+    replies: list[ChatReply] = field(default_factory=list)
+    scored: list[ChatReply] = field(default_factory=list)
+    raw: list[str] = field(default_factory=list)
+    spent: list[list[ChatReply]] = field(default_factory=list)
+    states: list[RowState | None] = field(default_factory=list)
     followups: int = 0
 
     def extend(self, other: Graded) -> None:
@@ -117,7 +117,7 @@ def grade_rows(backend: Backend, requests: list[ChatRequest], cache: RequestCach
     """Rate ``requests``, give unreadable replies the format reminder, then ask the fractional follow-ups."""
     replies, first_stats = run_requests(backend, requests, cache, desc=desc)
     stats.add(first_stats)
-    graded = Graded(list(replies), list(replies), [r.text for r in replies], [[r] for r in replies], [])
+    graded = Graded(list(replies), list(replies), [r.text for r in replies], [[r] for r in replies])
     used = list(requests)
     retry_idx = [i for i, r in enumerate(replies) if r.status == "ok" and parse_score(r.text) is None and
                  not _has_probs(first_digit(requests[i], r), min_prob_mass)]
@@ -162,13 +162,12 @@ def score_pool(
     requests = rating_requests(pool, template, dimension, max_tokens)
     window = getattr(backend, "followup_window", None) or max(len(requests), 1)
     stats = RunStats()
-    graded = Graded([], [], [], [], [])
+    graded = Graded()
     for start in range(0, len(requests), window):
-        part = f" {start // window + 1}/{-(-len(requests) // window)}" if window < len(requests) else ""
+        part = f" {start // window + 1}/{math.ceil(len(requests) / window)}" if window < len(requests) else ""
         graded.extend(grade_rows(backend, requests[start:start + window], cache, stats,
                                  f"score ({dimension}){part}", min_prob_mass, fractions))
     stats.rows = len(pool)
-    replies, spent, raw, followups = graded.replies, graded.spent, graded.raw, graded.followups
     ratings = [rate(reply, state, min_prob_mass) for reply, state in zip(graded.scored, graded.states)]
     scorer = f"{backend.name}|prompt:{template.sha}|{dimension}"
     frame = pd.DataFrame(
@@ -179,15 +178,15 @@ def score_pool(
             "status": [r.status for r in ratings],
             "error": [r.error for r in ratings],
             "method": [r.method for r in ratings],
-            "raw": raw,
+            "raw": graded.raw,
             "scorer": scorer,
-            "attempts": [attempts(rep) for rep in replies],
-            "tokens_in": [sum(r.tokens_in for r in row) for row in spent],
-            "tokens_out": [sum(r.tokens_out for r in row) for row in spent],
-            "cost_usd": [sum(r.cost_usd for r in row) for row in spent],
+            "attempts": [attempts(rep) for rep in graded.replies],
+            "tokens_in": [sum(r.tokens_in for r in row) for row in graded.spent],
+            "tokens_out": [sum(r.tokens_out for r in row) for row in graded.spent],
+            "cost_usd": [sum(r.cost_usd for r in row) for row in graded.spent],
         }
     )
-    frame.attrs["followups"] = followups
+    frame.attrs["followups"] = graded.followups
     return frame, stats
 
 
