@@ -2,6 +2,8 @@
 ``llamacpp``) and project the time for all 52,002.
 
     python bench/grade_alpaca_2000.py                          # params.yaml's score.model and score.llamacpp
+    python bench/grade_alpaca_2000.py --model smollm2-135m-instruct --prompt prompts/alpagasus_rating_prefill.txt \
+        --fractions                                            # the SmolLM2 figure in the README
     python bench/grade_alpaca_2000.py --model path/to/model.gguf --rows 500 --threads 2 --parallel 2
 
 Everything is computed (no cache); rows the grader could not read get the grader's one format-reminder retry,
@@ -26,6 +28,9 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="GGUF model spec [params.yaml score.model]")
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--offset", type=int, default=0)
+    parser.add_argument("--prompt", default=None, help="rating template [params.yaml score.prompt]")
+    parser.add_argument("--fractions", action=argparse.BooleanOptionalAction, default=None,
+                        help="continue the other likely digits [params.yaml score.fractions]")
     for name in ("threads", "parallel", "ctx", "ubatch"):
         parser.add_argument(f"--{name}", type=int, default=None, help=f"[params.yaml score.llamacpp.{name}]")
     args = parser.parse_args()
@@ -36,7 +41,9 @@ def main() -> None:
     params = load_params(REPO / "params.yaml")
     overrides = {k: getattr(args, k) for k in ("threads", "parallel", "ctx", "ubatch") if getattr(args, k)}
     section = dataclasses.replace(params.score, backend="llamacpp", model=args.model or params.score.model,
-                                  llamacpp=dataclasses.replace(params.score.llamacpp, **overrides))
+                                  llamacpp=dataclasses.replace(params.score.llamacpp, **overrides),
+                                  fractions=params.score.fractions if args.fractions is None else args.fractions,
+                                  prompt=args.prompt or params.score.prompt)
     frame = rows(SHARED / "alpaca52k" / "alpaca_data.json", args.rows, args.offset)
     start_machine = machine()
     backend = backend_for(section, {})

@@ -25,8 +25,8 @@ def tiny_params(pool_rows: int = 36, test_items: int = 6) -> dict:
         "coach": {"path": "data/tiny/coach.json", "format": "coachlm"}})
     # min_prob_mass 0: a random model puts almost no mass on "0".."5"; renormalised, it still ranks rows.
     # fractions off: a random model spreads its mass over every digit, and each would be continued.
-    params["score"].update(backend="local", model=TINY, batch_size=8, max_new_tokens=4, max_length=384, min_prob_mass=0.0,
-                           fractions=False)
+    params["score"].update(backend="local", model=TINY, batch_size=8, max_new_tokens=4, max_length=384,
+                           min_prob_mass=0.0, fractions=False)
     params["select"]["alpagasus"]["column"] = "score_expected"  # it rarely writes a number: probabilities rank
     params["judge"].update(model=TINY, batch_size=8, max_new_tokens=4, max_length=384, min_prob_mass=0.0)
     params["judge"]["pairs"]["car_vs_ref"] = {"a": "car", "b": "reference"}
