@@ -50,7 +50,7 @@ def main() -> None:
     t0 = time.perf_counter()
     backend.start()
     startup = time.perf_counter() - t0
-    scores, stats, seconds = grade(backend, frame, section.prompt, section.max_new_tokens, section.fractions)
+    scores, stats, seconds = grade(backend, frame, section)
     backend.close()
     rps = len(frame) / seconds
     hours = ALPACA_ROWS / rps / 3600

@@ -38,16 +38,16 @@ def rows(path: Path, count: int | None, offset: int = 0) -> pd.DataFrame:
     return frame
 
 
-def grade(backend: Any, frame: pd.DataFrame, prompt: str, max_tokens: int, fractions: bool
-          ) -> tuple[pd.DataFrame, Any, float]:
-    """Grade ``frame`` as the score stage does (``fractions``: score.fractions), without a cache (everything
-    computed); the scores, the run's counts and its seconds."""
+def grade(backend: Any, frame: pd.DataFrame, section: Any) -> tuple[pd.DataFrame, Any, float]:
+    """Grade ``frame`` as the score stage does with ``section`` (params' score section: prompt, dimension,
+    max_new_tokens, min_prob_mass, fractions), without a cache (everything computed); the scores, the run's
+    counts and its seconds."""
     from ift_select.grading.alpagasus import score_pool
     from ift_select.llm.templates import load_template
 
     start = time.perf_counter()
-    scores, stats = score_pool(frame, backend, load_template(REPO / prompt), None, max_tokens=max_tokens,
-                               fractions=fractions)
+    scores, stats = score_pool(frame, backend, load_template(REPO / section.prompt), None, section.dimension,
+                               section.max_new_tokens, section.min_prob_mass, section.fractions)
     return scores, stats, time.perf_counter() - start
 
 

@@ -47,7 +47,7 @@ def main() -> None:
     for begin in range(0, len(frame), args.chunk):
         chunk = frame.iloc[begin:begin + args.chunk]
         for name, backend in engines.items():
-            scores, stats, took = grade(backend, chunk, section.prompt, section.max_new_tokens, section.fractions)
+            scores, stats, took = grade(backend, chunk, section)
             seconds[name] += took
             truncated[name] += stats.truncated
             parts[name].append(scores)
