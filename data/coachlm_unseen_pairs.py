@@ -1,6 +1,6 @@
 """Write CoachLM's expert-revised Alpaca pairs that CaR's IQS never saw as a CaR-format pairs CSV (src, pos, neg).
 
-    python bench/coachlm_unseen_pairs.py --out /tmp/coachlm_unseen.csv
+    python data/coachlm_unseen_pairs.py --out /tmp/coachlm_unseen.csv
     ift-select iqs eval --model models/iqs --pairs /tmp/coachlm_unseen.csv      # IQS on pairs it never trained on
     ift-select grade agreement --pairs /tmp/coachlm_unseen.csv                 # the configured grader, beside length
 
