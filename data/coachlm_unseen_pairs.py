@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ift_select.core.io import write_with
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 COACHLM = SHARED / "coachlm_expert_revision" / "expert_revision_dataset.json"
 CAR_FILES = [SHARED / "car_expert_revised_pairs" / f"APE_{split}.csv" for split in ("train", "valid")] + [
@@ -56,8 +58,9 @@ def main() -> None:
     seen = car_instructions()
     dropped = {"instruction_in_car": 0, "instruction_or_input_revised": 0, "response_unchanged": 0}
     kept = []
-    for row in coachlm.itertuples(index=False):
-        raw_instruction, raw_input, raw_response, new_instruction, new_input, new_response = row[:6]
+    columns = [f"{kind} {field}" for kind in ("Raw", "Revised") for field in ("Instruction", "Input", "Response")]
+    for row in coachlm[columns].itertuples(index=False):
+        raw_instruction, raw_input, raw_response, new_instruction, new_input, new_response = row
         if key(raw_instruction) in seen or key(new_instruction) in seen:
             dropped["instruction_in_car"] += 1
         elif key(raw_instruction) != key(new_instruction) or key(raw_input) != key(new_input):
@@ -68,10 +71,7 @@ def main() -> None:
             kept.append({"src": car_src(raw_instruction, raw_input), "pos": f"Response: {new_response.strip()}",
                          "neg": f"Response: {raw_response.strip()}"})
     pairs = pd.DataFrame(kept, columns=["src", "pos", "neg"])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(args.out.suffix + ".tmp")
-    pairs.to_csv(tmp, index=False)
-    tmp.replace(args.out)
+    write_with(args.out, lambda tmp: pairs.to_csv(tmp, index=False))
     longer = (pairs["pos"].str.len() > pairs["neg"].str.len()).mean() if len(pairs) else float("nan")
     print(json.dumps({"coachlm_rows": len(coachlm), "car_instructions": len(seen), "pairs": len(pairs),
                       "dropped": dropped, "pos_longer_share": round(float(longer), 4), "out": str(args.out)}))
