@@ -5,7 +5,8 @@ import pytest
 
 from ift_select.llm import ChatReply, ChatRequest, RequestCache, make_backend
 from ift_select.llm.templates import load_template
-from ift_select.grading.alpagasus import check_failures, parse_score, rate, score_pool, summarize
+from ift_select.grading.alpagasus import check_failures, checked_error, parse_score, rate, score_pool, summarize
+from ift_select.grading.check import check_request, checked_score, p_correct
 from ift_select.grading.expected import continue_digits, first_digit
 
 
@@ -209,3 +210,60 @@ def test_a_windowed_backend_gets_each_rows_follow_ups_before_later_ratings(smoll
     assert windowed["score"].tolist() == whole["score"].tolist()
     assert windowed["score_expected"].to_numpy() == pytest.approx(whole["score_expected"].to_numpy(), abs=0.05)
     assert windowed_stats.requests == len(pool) + windowed.attrs["followups"]
+
+
+def test_a_correctness_check_replaces_the_prefill_or_follows_as_a_user_turn():
+    rating = ChatRequest(messages=(("system", "Rate it."), ("user", "Response: 7"), ("assistant", "Score: ")),
+                         max_tokens=8, logprobs=20)
+    asked = check_request(rating, "Correct (yes or no):")
+    assert asked.messages == rating.messages[:2] + (("assistant", "Correct (yes or no):"),)
+    assert asked.max_tokens == 1 and asked.logprobs > 0
+    assert check_request(rating, "Correct?", prefill=False).messages[-1] == ("user", "Correct?")
+
+
+def test_the_check_reads_yes_against_no_and_caps_what_it_doubts():
+    def reply(dist, text="Yes"):
+        return ChatReply(text=text, positions=[(text, dist)])
+
+    assert p_correct(reply({" Yes": 0.6, " No": 0.2, " Maybe": 0.2}), 0.1) == pytest.approx(0.75)
+    assert p_correct(reply({" maybe": 0.9}, text="No."), 0.1) == 0.0  # probabilities miss: the written answer
+    assert math.isnan(p_correct(reply({" maybe": 0.9}, text="maybe"), 0.1))
+    assert math.isnan(p_correct(ChatReply(text="", status="error", error="HTTP 500"), 0.1))
+    assert checked_score(4.5, 1.0) == 4.5 and checked_score(4.5, 0.0) == 2.0 and checked_score(1.0, 0.0) == 1.0
+    assert checked_score(4.0, 0.5) == pytest.approx(3.0) and checked_score(4.0, math.nan) == 4.0
+
+
+def test_a_failed_check_makes_its_row_an_error_with_the_reason():
+    ok = rate(ChatReply(text="4"), None, 0.1)
+    failed = checked_error(ok, ChatReply(text="", status="error", error="HTTP 503: busy"))
+    assert failed.status == "error" and failed.error == "correctness check: HTTP 503: busy" and failed.score == 4.0
+    assert checked_error(ok, ChatReply(text="Yes")) == ok and checked_error(ok, None) == ok
+
+
+@pytest.mark.slow
+def test_each_check_follows_its_own_rating_through_a_real_server(smollm2_server, tmp_path, repo_root):
+    """SmolLM2 through llama.cpp: every row's check is sent right after that row's rating (so the server's
+    slot still holds the row's prompt), ``p_correct`` is a probability, ``score_checked`` lies between the
+    rubric's error cap and ``score_expected``, and a rerun is served from the cache."""
+    backend = make_backend("openai", model="smollm2", base_url=smollm2_server, prefill="send", concurrency=1,
+                           timeout_s=600)
+    sent: list[str] = []
+    complete = backend.complete
+
+    def recording(requests, on_reply):
+        sent.extend(request.messages[-1][1] for request in requests)
+        complete(requests, on_reply)
+
+    backend.complete = recording
+    template = load_template(repo_root / "prompts/alpagasus_rating_rubric.txt")
+    cache = RequestCache(tmp_path / "cache.sqlite")
+    question = "Correct and complete (yes or no):"
+    scores, stats = score_pool(TINY_POOL, backend, template, cache, max_tokens=4, fractions=False, check=question)
+    assert sent == ["Score: ", question] * len(TINY_POOL) and stats.requests == 2 * len(TINY_POOL)
+    assert (scores["status"] == "ok").all() and scores["p_correct"].between(0, 1).all()
+    expected, checked = scores["score_expected"], scores["score_checked"]
+    assert (checked <= expected + 1e-9).all() and (checked >= expected.clip(upper=2.0) - 1e-9).all()
+    assert summarize(scores, stats)["checked"] == len(TINY_POOL) and "[check]" in scores["raw"].iloc[0]
+    again, stats2 = score_pool(TINY_POOL, backend, template, cache, max_tokens=4, fractions=False, check=question)
+    assert stats2.requests == 0
+    pd.testing.assert_frame_equal(scores.drop(columns="raw"), again.drop(columns="raw"))

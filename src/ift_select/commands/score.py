@@ -98,7 +98,7 @@ def score(
     try:
         scores, stats = score_pool(pool, grader, template, store, dimension=p.dimension,
                                    max_tokens=p.max_new_tokens, min_prob_mass=p.min_prob_mass,
-                                   fractions=p.fractions)
+                                   fractions=p.fractions, check=p.check)
     finally:
         store.close()
     write_parquet(out, scores)
@@ -162,7 +162,8 @@ def estimate(
 ) -> dict[str, Any]:
     """Price a score or judge run before it is made: prompt tokens counted with tiktoken (OpenAI models; needs
     its BPE files), else a HF tokenizer, else chars/4 (``token_count_method`` says which); reply tokens at
-    their cap, so the figure is an upper bound for replies, not counting format-reminder retries. Beside it:
+    their cap, so the figure is an upper bound for replies, not counting format-reminder retries (``score.check``'s
+    questions are counted, one per row). Beside it:
     what the ledger says was already spent on that endpoint and model (``ledger_spent_usd``, all runs) and,
     under a budget, what is left (``remaining_usd``)."""
     from ift_select.llm.pricing import PriceTable, estimate as price_run, token_counter
@@ -176,6 +177,10 @@ def estimate(
         pool = _pool(input, params, max_rows)
         requests = rating_requests(pool, load_template(prompt or p.prompt), dimension or p.dimension,
                                    max_tokens if max_tokens is not None else p.max_new_tokens)
+        if p.check:
+            from ift_select.grading.check import check_request
+
+            requests += [check_request(r, p.check) for r in requests]
         rows = len(pool)
     else:
         requests, rows = _judge_requests(input, params, prompt, response_tokens, max_tokens, pairs, max_rows)

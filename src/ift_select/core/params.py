@@ -71,6 +71,7 @@ class ScoreParams:
     max_new_tokens: int = 24
     min_prob_mass: float = 0.1
     fractions: bool = True  # score_expected reads each likely digit's fraction (short follow-up requests)
+    check: str | None = None  # a yes/no correctness question asked after each rating (grading.check)
     precision: Precision = "auto"
     max_length: int = 768
     max_error_rate: float = 0.05  # the stage fails when more rows than this share end in error

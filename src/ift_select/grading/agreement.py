@@ -22,7 +22,7 @@ import pandas as pd
 from ift_select.core.errors import DataError
 from ift_select.data.common import row_id
 
-GRADER_COLUMNS = ("score", "score_expected", "iqs")
+GRADER_COLUMNS = ("score", "score_expected", "score_checked", "p_correct", "iqs")
 _INSTRUCTION, _INPUT, _RESPONSE = "Instruction: ", " Input: ", "Response: "
 
 
@@ -104,8 +104,9 @@ def pairwise(values: pd.Series | np.ndarray, index: np.ndarray) -> float | None:
 
 
 def columns_of(scores: pd.DataFrame) -> list[str]:
-    """The grader columns present: score, score_expected, iqs and each extra grader's score_<name>."""
-    extra = [c for c in scores.columns if c.startswith("score_") and c != "score_expected" and
+    """The grader columns present: score, score_expected, score_checked, p_correct, iqs and each extra
+    grader's score_<name>."""
+    extra = [c for c in scores.columns if c.startswith("score_") and c not in GRADER_COLUMNS and
              pd.api.types.is_numeric_dtype(scores[c])]
     return [c for c in GRADER_COLUMNS if c in scores.columns] + extra
 

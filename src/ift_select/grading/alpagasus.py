@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ift_select.grading.check import check_request, checked_score, p_correct
 from ift_select.grading.expected import SCALE, TOP, RowState, continue_digits, first_digit
 from ift_select.llm import Backend, ChatReply, ChatRequest, RequestCache, RunStats, run_requests
 from ift_select.llm.runner import failure_message
@@ -98,26 +99,39 @@ def continues_prefill(backend: Backend) -> bool:
 @dataclass
 class Graded:
     """Rows' rating replies: the first one (its attempts), the one the score is read from (a format reminder's
-    when the first had no number), the raw text, every reply a row paid for, and the digit probabilities."""
+    when the first had no number), the raw text, every reply a row paid for, the digit probabilities, and the
+    correctness check's reply (None: no check asked)."""
     replies: list[ChatReply] = field(default_factory=list)
     scored: list[ChatReply] = field(default_factory=list)
     raw: list[str] = field(default_factory=list)
     spent: list[list[ChatReply]] = field(default_factory=list)
     states: list[RowState | None] = field(default_factory=list)
+    checks: list[ChatReply | None] = field(default_factory=list)
     followups: int = 0
 
     def extend(self, other: Graded) -> None:
-        for name in ("replies", "scored", "raw", "spent", "states"):
+        for name in ("replies", "scored", "raw", "spent", "states", "checks"):
             getattr(self, name).extend(getattr(other, name))
         self.followups += other.followups
 
 
 def grade_rows(backend: Backend, requests: list[ChatRequest], cache: RequestCache | None, stats: RunStats,
-               desc: str, min_prob_mass: float, fractions: bool) -> Graded:
-    """Rate ``requests``, give unreadable replies the format reminder, then ask the fractional follow-ups."""
-    replies, first_stats = run_requests(backend, requests, cache, desc=desc)
+               desc: str, min_prob_mass: float, fractions: bool, check: str | None = None) -> Graded:
+    """Rate ``requests`` (each followed by its correctness check when ``check`` is a question, so the server
+    finds the row's prompt still cached), give unreadable replies the format reminder, then ask the fractional
+    follow-ups."""
+    prefill = continues_prefill(backend)
+    sent = [r for request in requests
+            for r in ((request, check_request(request, check, prefill)) if check else (request,))]
+    answered, first_stats = run_requests(backend, sent, cache, desc=desc)
     stats.add(first_stats)
+    replies = answered[0::2] if check else answered
     graded = Graded(list(replies), list(replies), [r.text for r in replies], [[r] for r in replies])
+    graded.checks = list(answered[1::2]) if check else [None] * len(replies)
+    for i, reply in enumerate(graded.checks):
+        if reply is not None:
+            graded.raw[i] += "\n[check] " + reply.text
+            graded.spent[i].append(reply)
     used = list(requests)
     retry_idx = [i for i, r in enumerate(replies) if r.status == "ok" and parse_score(r.text) is None and
                  not _has_probs(first_digit(requests[i], r), min_prob_mass)]
@@ -154,8 +168,11 @@ def score_pool(
     max_tokens: int = 24,
     min_prob_mass: float = 0.1,
     fractions: bool = True,
+    check: str | None = None,
 ) -> tuple[pd.DataFrame, RunStats]:
     """Grade every pool row. Returns the scores frame (DESIGN.md contract) and the run's counts.
+    ``check``: a yes/no question asked right after each rating (``grading.check``), adding ``p_correct`` and
+    ``score_checked``.
     ``fractions``: read each likely digit's fractional continuation (short follow-up requests). A backend
     with a ``followup_window`` (llama.cpp) gets its rows that many at a time, each window's follow-ups right
     after its ratings, while the server's prompt cache still holds those prompts."""
@@ -166,9 +183,10 @@ def score_pool(
     for start in range(0, len(requests), window):
         part = f" {start // window + 1}/{math.ceil(len(requests) / window)}" if window < len(requests) else ""
         graded.extend(grade_rows(backend, requests[start:start + window], cache, stats,
-                                 f"score ({dimension}){part}", min_prob_mass, fractions))
+                                 f"score ({dimension}){part}", min_prob_mass, fractions, check))
     stats.rows = len(pool)
     ratings = [rate(reply, state, min_prob_mass) for reply, state in zip(graded.scored, graded.states)]
+    ratings = [checked_error(r, c) for r, c in zip(ratings, graded.checks)]
     scorer = f"{backend.name}|prompt:{template.sha}|{dimension}"
     frame = pd.DataFrame(
         {
@@ -186,8 +204,21 @@ def score_pool(
             "cost_usd": [sum(r.cost_usd for r in row) for row in graded.spent],
         }
     )
+    if check:
+        p_yes = [p_correct(c, min_prob_mass) if c is not None else math.nan for c in graded.checks]
+        frame.insert(3, "p_correct", p_yes)
+        frame.insert(4, "score_checked", [checked_score(r.expected, p) for r, p in zip(ratings, p_yes)])
     frame.attrs["followups"] = graded.followups
     return frame, stats
+
+
+def checked_error(rating: Rating, check: ChatReply | None) -> Rating:
+    """A row whose correctness check failed is an error row, its reason kept: its score lacks half its
+    evidence."""
+    if check is None or check.status == "ok" or rating.status == "error":
+        return rating
+    return Rating(rating.score, rating.expected, "error", rating.method,
+                  f"correctness check: {check.error or 'error (no reason given)'}")
 
 
 def attempts(reply: ChatReply) -> int:
@@ -207,6 +238,10 @@ def summarize(scores: pd.DataFrame, stats: RunStats) -> dict:
         "first_error": str(errors.iloc[0]) if len(errors) else None,
         "retries": int((scores["attempts"] - 1).clip(lower=0).sum()),
         "fraction_requests": int(scores.attrs.get("followups", 0)),
+        **({"checked": int(scores["p_correct"].notna().sum()),
+            "check_unread": int((ok & scores["p_correct"].isna()).sum()),
+            "mean_p_correct": round(float(scores["p_correct"].mean()), 4) if scores["p_correct"].notna().any()
+            else None} if "p_correct" in scores else {}),
         "by_method": {k: int(v) for k, v in scores["method"].value_counts().items() if k},
         "mean_score": round(float(scores.loc[ok, "score"].mean()), 4) if ok.any() else None,
         "mean_score_expected": (round(float(scores["score_expected"].mean()), 4)
@@ -234,7 +269,11 @@ GRADER_COLUMNS = ("score", "score_expected", "status", "error", "method", "raw",
                   "tokens_out", "cost_usd")
 
 
+CHECK_COLUMNS = ("p_correct", "score_checked")
+
+
 def with_grader_columns(scores: pd.DataFrame, extra: pd.DataFrame, name: str) -> pd.DataFrame:
     """Add another grader's columns to ``scores`` as ``<column>_<name>`` (score_helpfulness, ...), by id."""
-    renamed = extra[["id", *GRADER_COLUMNS]].rename(columns={c: f"{c}_{name}" for c in GRADER_COLUMNS})
+    columns = [*GRADER_COLUMNS, *(c for c in CHECK_COLUMNS if c in extra)]
+    renamed = extra[["id", *columns]].rename(columns={c: f"{c}_{name}" for c in columns})
     return scores.merge(renamed, on="id", how="left", validate="one_to_one")

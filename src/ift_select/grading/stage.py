@@ -43,7 +43,7 @@ def grade(pool: pd.DataFrame, section: ScoreParams, params: Params, cache: Reque
     backend = backend_for(section, params.pricing, cache_path)
     scores, stats = score_pool(pool, backend, load_template(section.prompt), cache, dimension=section.dimension,
                                max_tokens=section.max_new_tokens, min_prob_mass=section.min_prob_mass,
-                               fractions=section.fractions)
+                               fractions=section.fractions, check=section.check)
     info, problem = run_outcome(backend)
     if problem:
         error = BudgetExceeded if problem.startswith("budget") else IftSelectError
