@@ -21,12 +21,12 @@ from pathlib import Path
 import pandas as pd
 
 from ift_select.core.io import write_with
+from ift_select.data.car_text import RESPONSE, join_src, split_src
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 COACHLM = SHARED / "coachlm_expert_revision" / "expert_revision_dataset.json"
 CAR_FILES = [SHARED / "car_expert_revised_pairs" / f"APE_{split}.csv" for split in ("train", "valid")] + [
     SHARED / "car_expert_revised_scores" / f"APE_score_{split}.csv" for split in ("train", "valid")]
-_INSTRUCTION = re.compile(r"^\s*Instruction:\s*(.*?)(?:\s+Input:.*)?(?:\s+Response:.*)?$", re.DOTALL)
 
 
 def key(text: str) -> str:
@@ -38,13 +38,9 @@ def car_instructions() -> set[str]:
     seen: set[str] = set()
     for path in CAR_FILES:
         for src in pd.read_csv(path, keep_default_na=False)["src"]:
-            match = _INSTRUCTION.match(src)
-            seen.add(key(match.group(1) if match else src))
+            parts = split_src(src)
+            seen.add(key(parts[0] if parts else src))
     return seen
-
-
-def car_src(instruction: str, input_text: str) -> str:
-    return f"Instruction: {instruction.strip()} " + (f"Input: {input_text.strip()} " if input_text.strip() else "")
 
 
 def main() -> None:
@@ -68,8 +64,8 @@ def main() -> None:
         elif new_response.strip() == raw_response.strip():
             dropped["response_unchanged"] += 1
         else:
-            kept.append({"src": car_src(raw_instruction, raw_input), "pos": f"Response: {new_response.strip()}",
-                         "neg": f"Response: {raw_response.strip()}"})
+            kept.append({"src": join_src(raw_instruction, raw_input), "pos": f"{RESPONSE}{new_response.strip()}",
+                         "neg": f"{RESPONSE}{raw_response.strip()}"})
     pairs = pd.DataFrame(kept, columns=["src", "pos", "neg"])
     write_with(args.out, lambda tmp: pairs.to_csv(tmp, index=False))
     longer = (pairs["pos"].str.len() > pairs["neg"].str.len()).mean() if len(pairs) else float("nan")

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from ift_select.cli import app
 from ift_select.data import inspect_file, load_pool, load_test_set, row_id
+from ift_select.data.car_text import join_src, split_src, strip_response
 from ift_select.core.errors import DataError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "data"
@@ -285,3 +286,13 @@ def test_cli_data_inspect_error_names_file_and_line(tmp_path):
     assert result.stderr.strip() == f"error: {path}:2: field 'output' is missing"
     skipped = CliRunner().invoke(app, ["data", "inspect", str(path), "--on-invalid", "skip"])
     assert skipped.exit_code == 0 and json.loads(skipped.stdout.splitlines()[-1])["skipped"] == 1
+
+
+def test_cars_packed_text_splits_at_the_first_labelled_input_and_joins_back():
+    # a CoachLM instruction that itself starts with "Input:" (the old partition gave instruction "")
+    src = "Instruction: Input: a list of repair items and output the total cost. Input: Muffler - $50 "
+    assert split_src(src) == ("Input: a list of repair items and output the total cost.", "Muffler - $50", None)
+    assert split_src("Instruction: Add 2 and 3.\nResponse: 5\n") == ("Add 2 and 3.", "", "5\n")
+    assert split_src(join_src(" Name it. ", "chat", "cat ")) == ("Name it.", "chat", "cat")
+    assert join_src("Name it.", "") == "Instruction: Name it. " and split_src("Name it.") is None
+    assert strip_response(" Response: 2 + 3 = 5. ") == "2 + 3 = 5." and strip_response("5") == "5"

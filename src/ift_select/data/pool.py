@@ -16,7 +16,6 @@ contract's columns (e.g. an ``id`` of the source file) is kept as ``orig_<name>`
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import chain, islice
@@ -25,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from ift_select.data.car_text import split_src
 from ift_select.data.common import (ABSENT, DETECT_ROWS, Collector, InvalidRow, LoadReport, OnInvalid, check_text,
                                     first_record, row_id)
 from ift_select.data.files import container_for
@@ -38,18 +38,14 @@ POOL_FORMATS = ("auto", "alpaca_json", "jsonl", "csv", "parquet", "dolly")
 
 Splitter = Callable[[dict[str, Any]], dict[str, Any]]
 
-_CAR_SRC = re.compile(r"\s*Instruction:\s*(?P<instruction>.*?)\s+(?:Input:\s*(?P<input>.*?)\s+)?"
-                      r"Response:\s*(?P<output>.*)", re.DOTALL)
-
-
 def _split_car_src(record: dict[str, Any]) -> dict[str, Any]:
     """CaR's CSVs pack a pair into ``src``: "Instruction: ... [Input: ...] Response: ..."."""
     src = record.get("src")
-    match = _CAR_SRC.fullmatch(src) if isinstance(src, str) else None
-    if match is None:
+    parts = split_src(src) if isinstance(src, str) else None
+    if parts is None or parts[2] is None:
         raise InvalidRow("field 'src' is not of the form 'Instruction: ... [Input: ...] Response: ...'")
     rest = {k: v for k, v in record.items() if k != "src"}
-    return {**rest, **{k: v or "" for k, v in match.groupdict().items()}}
+    return {**rest, **dict(zip(("instruction", "input", "output"), parts))}
 
 
 @dataclass(frozen=True)

@@ -20,15 +20,10 @@ import numpy as np
 import pandas as pd
 
 from ift_select.core.errors import DataError
+from ift_select.data.car_text import split_src, strip_response
 from ift_select.data.common import row_id
 
 GRADER_COLUMNS = ("score", "score_expected", "score_checked", "p_correct", "iqs")
-_INSTRUCTION, _INPUT, _RESPONSE = "Instruction: ", " Input: ", "Response: "
-
-
-def _strip(text: str, prefix: str) -> str:
-    text = text.strip()
-    return text[len(prefix.strip()):].strip() if text.startswith(prefix.strip()) else text
 
 
 def _row(instruction: str, input: str, output: str) -> dict[str, str]:  # noqa: A002
@@ -47,10 +42,9 @@ def read_pairs(path: str | Path) -> tuple[pd.DataFrame, np.ndarray]:
                         f"{', '.join(frame.columns)})")
     rows, index = [], []
     for src, pos, neg in zip(frame["src"], frame["pos"], frame["neg"]):
-        instruction, _, inp = _strip(src, _INSTRUCTION).partition(_INPUT.strip() + " ")
-        instruction, inp = instruction.strip(), inp.strip()
+        instruction, inp, _ = split_src(src) or (src.strip(), "", None)
         index.append((len(rows), len(rows) + 1))
-        rows += [_row(instruction, inp, _strip(pos, _RESPONSE)), _row(instruction, inp, _strip(neg, _RESPONSE))]
+        rows += [_row(instruction, inp, strip_response(pos)), _row(instruction, inp, strip_response(neg))]
     if not rows:
         raise DataError(f"{path}: no pairs")
     return pd.DataFrame(rows), np.array(index)

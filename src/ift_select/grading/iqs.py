@@ -41,19 +41,18 @@ from ift_select.core.devices import autocast, device
 from ift_select.embedding.encoder import MINILM, length_sorted_batches, transformer_dir
 from ift_select.core.errors import ConfigError, DataError
 from ift_select.core.io import md5_path
+from ift_select.data.car_text import RESPONSE, join_src
 
 FORMAT = "ift-select-iqs/2"  # /1 also loads: the encoder saved in the directory
 FORMATS = ("ift-select-iqs/1", FORMAT)
 HEAD_FILE = "head.pt"
 CONFIG_FILE = "iqs.json"
-RESPONSE = "Response: "
 DEFAULT_ENCODER = {"probe": base_models.SMOLLM2, "finetune": MINILM}
 
 
 def iqs_text(instruction: str, input: str | None, output: str) -> str:
     """A pool row in the labels' form: ``Instruction: {instruction} [Input: {input} ]Response: {output}``."""
-    inp = (input or "").strip()
-    return f"Instruction: {instruction.strip()} " + (f"Input: {inp} " if inp else "") + f"{RESPONSE}{output.strip()}"
+    return join_src(instruction, input, output)
 
 
 def _read_csv(path: str | Path, columns: tuple[str, ...]) -> pd.DataFrame:

@@ -20,7 +20,8 @@ from torch import nn
 from tqdm import tqdm
 
 from ift_select.core.devices import autocast, device
-from ift_select.grading.iqs import RESPONSE, build, encoder_dir, same_instruction
+from ift_select.data.car_text import RESPONSE
+from ift_select.grading.iqs import build, encoder_dir, same_instruction
 from ift_select.grading.iqs_data import TrainSettings, load_training_data, pair_weights, save_dir, validate
 
 
