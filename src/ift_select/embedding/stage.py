@@ -10,9 +10,11 @@ from ift_select.core.io import read_parquet
 from ift_select.core.params import Params
 from ift_select.core.stage import Stage
 from ift_select.embedding.encoder import embed_pool
+from ift_select.provenance.dvcrepo import check_declared
 
 
 def embed(params: Params, key: str) -> dict[str, Any]:
+    check_declared({"embed.model": params.embed.model})
     return embed_pool(read_parquet("data/prepared/pool.parquet"), params.embed, Path("data/embeddings"))
 
 

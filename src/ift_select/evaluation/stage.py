@@ -35,6 +35,7 @@ from ift_select.llm import Backend, RequestCache
 from ift_select.llm.factory import backend_for
 from ift_select.llm.runner import failure_message
 from ift_select.llm.templates import load_template
+from ift_select.provenance.dvcrepo import check_declared
 
 
 def generations_path(arm: str) -> Path:
@@ -78,6 +79,7 @@ def judge(params: Params, key: str) -> dict[str, Any]:
                             f"{', '.join(params.data.test_sets)}); judge against an arm instead")
         known = set(zip(gen_b["test_set"], gen_b["item_id"].astype(str)))
         unanswered = sum((t, str(i)) not in known for t, i in zip(gen_a["test_set"], gen_a["item_id"]))
+    check_declared({"judge.model": j.model})
     backend = backend_for(j, params.pricing)
     cache = RequestCache(cache_dir() / "requests.sqlite")
     judgments, stats = judge_pair(gen_a, gen_b, pair.a, pair.b, backend, template, cache, tests=test_items(params),
@@ -112,6 +114,7 @@ def qualify_judge(params: Params, key: str) -> dict[str, Any]:
     if not sets:
         raise ConfigError("judge.qualify.sets: no labelled set (the default is the constructed set "
                           "{constructed: {path: data/sample/labelled_pairs.jsonl}})")
+    check_declared({"judge.model": j.model})
     backend, template = backend_for(j, params.pricing), load_template(j.prompt)
     cache = RequestCache(cache_dir() / "requests.sqlite")
     results, frames = {}, {}

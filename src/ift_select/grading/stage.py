@@ -31,6 +31,7 @@ from ift_select.grading.alpagasus import check_failures, endpoint, score_pool, s
 from ift_select.llm import RequestCache
 from ift_select.llm.factory import backend_for, run_outcome
 from ift_select.llm.templates import load_template, resolve
+from ift_select.provenance.dvcrepo import check_declared
 
 POOL = Path("data/prepared/pool.parquet")
 SCORES = Path("data/scores/scores.parquet")
@@ -57,12 +58,16 @@ def grade(pool: pd.DataFrame, section: ScoreParams, params: Params, cache: Reque
 def grade_all(pool: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Every configured grader on ``pool``: the primary one, extra graders (``score.graders``) and the IQS
     column (``score.iqs_model``), replies through the request cache."""
+    extra = {name: params.score.grader(name) for name in params.score.graders}
+    check_declared({"score.model": params.score.model, "score.iqs_model": params.score.iqs_model,
+                    **{f"score.graders.{name}.model": section.model for name, section in extra.items()},
+                    **{f"score.graders.{name}.prompt": resolve(section.prompt) for name, section in extra.items()}})
     cache_path = cache_dir() / "requests.sqlite"
     cache = RequestCache(cache_path)
     scores, metrics = grade(pool, params.score, params, cache, cache_path)
-    for name in params.score.graders:
-        extra, extra_metrics = grade(pool, params.score.grader(name), params, cache, cache_path)
-        scores = with_grader_columns(scores, extra, name)
+    for name, section in extra.items():
+        graded, extra_metrics = grade(pool, section, params, cache, cache_path)
+        scores = with_grader_columns(scores, graded, name)
         metrics.setdefault("graders", {})[name] = extra_metrics
     metrics["cost_usd_total"] = round(metrics["cost_usd"] + sum(g["cost_usd"] for g in
                                                                metrics.get("graders", {}).values()), 6)

@@ -8,9 +8,11 @@ from typing import Any
 from ift_select.core.params import Params
 from ift_select.core.stage import Stage
 from ift_select.llm.models import materialize
+from ift_select.provenance.dvcrepo import check_declared
 
 
 def base_model(params: Params, key: str) -> dict[str, Any]:
+    check_declared({"base_model": params.base_model})
     return materialize(params.base_model, Path("models/base"))
 
 

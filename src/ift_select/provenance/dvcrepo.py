@@ -4,7 +4,8 @@
   resolves dvc.yaml (``vars``, ``foreach``, ``matrix``, interpolation);
 - ``lock_outs()``: the output hashes dvc.lock records per stage;
 - ``dvc_hash(path)``: the md5 DVC records for a file, or its ``<md5>.dir`` tree hash of a directory,
-  honouring .dvcignore (computed by ``dvc_data``, the library DVC hashes with).
+  honouring .dvcignore (computed by ``dvc_data``, the library DVC hashes with);
+- ``check_declared(inputs)``: under ``dvc repro``, that the files settings point to are deps of the stage.
 
 Outside a DVC repository ``stage_spec`` is None and ``dvc_hash`` hashes without ignore rules.
 """
@@ -141,3 +142,28 @@ def lock_outs(root: str | Path | None = None) -> dict[str, dict[str, str]]:
             found[stage.name] = {k: str(v) for k, v in hashes.items() if v}
     return found
 
+
+
+def check_declared(inputs: dict[str, str | Path | None]) -> None:
+    """Under ``dvc repro`` (DVC sets ``DVC_STAGE``), fail naming the setting when a file or directory that a
+    setting points to (``score.iqs_model: models/iqs``) is not within one of the running stage's deps, since
+    DVC would then not rerun the stage when it changes. dvc.yaml cannot declare a file that a setting may or
+    may not name, so the user adds it to the stage's deps. Values that are no path here (hub ids, aliases,
+    None) are not files this stage reads from the repository and pass."""
+    address = os.environ.get("DVC_STAGE")
+    files = {setting: value for setting, value in inputs.items() if value is not None and Path(value).exists()}
+    if not address or not files:
+        return
+    root = Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
+    spec = stage_spec(address, root)
+    if spec is None:
+        return
+    declared = [(root / dep).resolve() for dep in spec.deps]
+    for setting, value in files.items():
+        target = Path(value).resolve()
+        if not any(target == dep or dep in target.parents for dep in declared):
+            from ift_select.core.errors import ConfigError
+
+            raise ConfigError(f"{setting}: {value} is read by stage {address} but is not one of its deps, so DVC "
+                              f"would not rerun it when {value} changes; add {value} to the deps of stage "
+                              f"{address.split('@')[0]} in dvc.yaml")
