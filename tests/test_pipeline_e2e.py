@@ -144,12 +144,19 @@ def test_iqs_column_ranks_the_car_arm(repo, shared_data, tmp_path_factory):
     from typer.testing import CliRunner
     from test_iqs import LABELS, VALID, cli
 
-    model = tmp_path_factory.mktemp("iqs") / "model"
+    model = root / "models" / "iqs"
     args = ["iqs", "train", "--labels", str(shared_data(LABELS)), "--valid", str(shared_data(VALID)), "--out", str(model),
             "--encoder", "all-minilm-l6-v2", "--max-rows", "24", "--max-length", "64"]
     result = CliRunner().invoke(cli(), args)
     assert result.exit_code == 0, result.output
-    out = dvc(root, "exp", "run", "-S", f"score.iqs_model={model}", "-S", "car.scorer=iqs", "select@car")
+    settings = ["-S", "score.iqs_model=models/iqs", "-S", "car.scorer=iqs", "select@car"]
+    refused = dvc(root, "exp", "run", *settings, check=False)  # the model dir is no dep of score yet
+    assert refused.returncode != 0
+    assert "score.iqs_model: models/iqs is read by stage score but is not one of its deps" in refused.stdout + refused.stderr
+    pipeline = yaml.safe_load((root / "dvc.yaml").read_text())
+    pipeline["stages"]["score"]["deps"].append("models/iqs")  # what README tells the user to do
+    (root / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
+    out = dvc(root, "exp", "run", *settings)
     ran, skipped = ran_and_skipped(out.stdout + out.stderr)
     assert {"score", "select@car"} <= ran and {"prepare", "embed"} <= skipped
     assert not ran & {"train@car", "generate@car", "report"}
