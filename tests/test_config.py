@@ -36,3 +36,30 @@ def test_bad_settings_name_the_setting(tmp_path, text, message):
 
 def test_flatten():
     assert flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}
+
+
+def test_every_default_of_the_typed_params_is_the_repositorys_params_yaml():
+    """A setting left out of a params file (or the CLI run without one) takes the value params.yaml documents."""
+    import dataclasses
+
+    import yaml
+
+    from ift_select.core.params import Params
+
+    differ: list[str] = []
+
+    def compare(cls: type, written: dict, path: str) -> None:
+        for f in dataclasses.fields(cls):
+            if f.name not in written:
+                continue
+            default = f.default if f.default is not dataclasses.MISSING else (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else None)  # type: ignore[misc]
+            value = written[f.name]
+            if dataclasses.is_dataclass(default) and isinstance(value, dict):
+                compare(type(default), value, f"{path}{f.name}.")
+            elif not isinstance(default, dict) and value != default and not (isinstance(default, tuple) and
+                                                                             list(default) == value):
+                differ.append(f"{path}{f.name}: params.yaml {value!r}, dataclass {default!r}")
+
+    compare(Params, yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text()), "")
+    assert not differ, differ

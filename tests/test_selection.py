@@ -12,6 +12,7 @@ def _pool(n: int = 50) -> tuple[pd.DataFrame, pd.DataFrame]:
     pool = pd.DataFrame({"id": ids, "instruction": ids, "input": "", "output": ids})
     scores = pd.DataFrame({"id": ids, "score": np.linspace(0, 5, n), "status": "ok"})
     scores.loc[3, ["score", "status"]] = [np.nan, "unparsed"]
+    scores["score_expected"] = scores["score"]  # the column an alpagasus arm selects on by default
     return pool, scores
 
 

@@ -1,4 +1,5 @@
-"""The typed view of params.yaml: one dataclass per section. Loaded and validated by ``core.config``."""
+"""The typed view of params.yaml: one dataclass per section, its defaults params.yaml's (tests/test_config.py
+checks). Loaded and validated by ``core.config``."""
 
 from __future__ import annotations
 
@@ -63,14 +64,14 @@ class DataParams:
 
 @dataclass
 class ScoreParams:
-    backend: Backend = "local"
-    model: str = "smollm2-135m-instruct"
+    backend: Backend = "llamacpp"
+    model: str = "qwen2.5-coder-1.5b-instruct"
     dimension: str = "accuracy"
-    prompt: str = "prompts/alpagasus_rating_prefill.txt"
+    prompt: str = "prompts/alpagasus_rating_rubric.txt"
     batch_size: int = 8
-    max_new_tokens: int = 24
+    max_new_tokens: int = 8
     min_prob_mass: float = 0.1
-    fractions: bool = True  # score_expected reads each likely digit's fraction (short follow-up requests)
+    fractions: bool = False  # True: score_expected reads each likely digit's fraction (short follow-up requests)
     check: str | None = None  # a yes/no correctness question asked after each rating (grading.check)
     precision: Precision = "auto"
     max_length: int = 768
@@ -114,7 +115,7 @@ class CarParams:
 
 @dataclass
 class AlpagasusSelect:
-    column: str = "score"
+    column: str = "score_expected"
 
 
 @dataclass
@@ -196,7 +197,7 @@ class JudgeParams:
     reference_prompt: str = "prompts/judge_reference_prefill.txt"  # pairs whose side b is `reference`
     decision: Literal["two_order", "debiased"] = "two_order"
     batch_size: int = 8
-    max_new_tokens: int = 24
+    max_new_tokens: int = 4
     min_prob_mass: float = 0.1  # verdict/score tokens need this much probability, else the reply text is parsed
     precision: Precision = "auto"
     max_length: int = 1024
@@ -242,7 +243,7 @@ class ArmSpec:
 
 @dataclass
 class Params:
-    tau: float = 3.0
+    tau: float = 3.5
     n1: int = 30
     n2: int = 1
     seed: int = 42
