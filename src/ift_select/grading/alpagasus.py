@@ -226,6 +226,13 @@ def attempts(reply: ChatReply) -> int:
     return max(reply.attempts, int(reply.extra.get("attempts", 1)))
 
 
+def _check_summary(p_yes: pd.Series, ok: pd.Series) -> dict:
+    """Rows whose correctness check was read, ok rows whose check could not be read, and the mean P(yes)."""
+    read = p_yes.notna()
+    return {"checked": int(read.sum()), "check_unread": int((ok & ~read).sum()),
+            "mean_p_correct": round(float(p_yes.mean()), 4) if read.any() else None}
+
+
 def summarize(scores: pd.DataFrame, stats: RunStats) -> dict:
     ok = scores["status"] == "ok"
     errors = scores[scores["status"] == "error"]["error"]
@@ -238,10 +245,7 @@ def summarize(scores: pd.DataFrame, stats: RunStats) -> dict:
         "first_error": str(errors.iloc[0]) if len(errors) else None,
         "retries": int((scores["attempts"] - 1).clip(lower=0).sum()),
         "fraction_requests": int(scores.attrs.get("followups", 0)),
-        **({"checked": int(scores["p_correct"].notna().sum()),
-            "check_unread": int((ok & scores["p_correct"].isna()).sum()),
-            "mean_p_correct": round(float(scores["p_correct"].mean()), 4) if scores["p_correct"].notna().any()
-            else None} if "p_correct" in scores else {}),
+        **(_check_summary(scores["p_correct"], ok) if "p_correct" in scores else {}),
         "by_method": {k: int(v) for k, v in scores["method"].value_counts().items() if k},
         "mean_score": round(float(scores.loc[ok, "score"].mean()), 4) if ok.any() else None,
         "mean_score_expected": (round(float(scores["score_expected"].mean()), 4)
@@ -270,6 +274,7 @@ GRADER_COLUMNS = ("score", "score_expected", "status", "error", "method", "raw",
 
 
 CHECK_COLUMNS = ("p_correct", "score_checked")
+
 
 
 def with_grader_columns(scores: pd.DataFrame, extra: pd.DataFrame, name: str) -> pd.DataFrame:

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import math
 
+from ift_select.grading.expected import TOP
 from ift_select.llm.base import ChatReply, ChatRequest
 
-TOP = 20  # alternatives read at the reply's first position
 ERROR_CAP = 2.0  # the rubric's ceiling for a response with an error
 
 
@@ -43,7 +43,8 @@ def p_correct(reply: ChatReply, min_mass: float) -> float:
         no = sum(p for t, p in dist.items() if _answer(t) == "no")
         if yes + no >= min_mass:
             return yes / (yes + no)
-    written = _answer(reply.text.split()[0]) if reply.text.split() else ""
+    words = reply.text.split()
+    written = _answer(words[0]) if words else ""
     return 1.0 if written == "yes" else 0.0 if written == "no" else math.nan
 
 

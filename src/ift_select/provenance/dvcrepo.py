@@ -143,7 +143,6 @@ def lock_outs(root: str | Path | None = None) -> dict[str, dict[str, str]]:
     return found
 
 
-
 def check_declared(inputs: dict[str, str | Path | None]) -> None:
     """Under ``dvc repro`` (DVC sets ``DVC_STAGE``), fail naming the setting when a file or directory that a
     setting points to (``score.iqs_model: models/iqs``) is not within one of the running stage's deps, since
